@@ -1,0 +1,5 @@
+use super::Context;
+
+pub async fn run(_ctx: &Context) -> anyhow::Result<()> {
+    anyhow::bail!("`doctor` is being written")
+}

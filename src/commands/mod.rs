@@ -1,0 +1,75 @@
+//! One module per subcommand, each a `run(ctx, args)` that turns arguments
+//! into a call of the library and prints the command's result.
+
+mod completions;
+mod create;
+mod deploy;
+mod destroy;
+mod doctor;
+mod logs;
+mod plan;
+mod start;
+mod status;
+mod stop;
+mod verify;
+
+use std::path::PathBuf;
+
+use orchestrator::config::{self, Config};
+use orchestrator::kubeapi::Target;
+use orchestrator::reporter::Reporter;
+use orchestrator::state::State;
+
+use crate::cli::{Cli, ClusterTarget, Command};
+use crate::ui::{self, Verbosity};
+
+/// What every command gets: the validated configuration and where to report.
+pub struct Context {
+    pub config: Config,
+    /// The directory of the configuration file; relative paths start here.
+    pub project_dir: PathBuf,
+    pub state: State,
+    pub reporter: Box<dyn Reporter>,
+    pub verbosity: Verbosity,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Completions(args) = &cli.command {
+        return completions::run(args);
+    }
+    let verbosity = match (cli.quiet, cli.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (_, true) => Verbosity::Verbose,
+        _ => Verbosity::Normal,
+    };
+    let loaded = config::load(cli.config.as_deref())?;
+    let ctx = Context {
+        state: State::new(&loaded.project_dir),
+        config: loaded.config,
+        project_dir: loaded.project_dir,
+        reporter: ui::reporter(verbosity),
+        verbosity,
+    };
+    match cli.command {
+        Command::Create => create::run(&ctx).await,
+        Command::Start => start::run(&ctx).await,
+        Command::Stop => stop::run(&ctx).await,
+        Command::Destroy(args) => destroy::run(&ctx, args).await,
+        Command::Status(args) => status::run(&ctx, args).await,
+        Command::Deploy(args) => deploy::run(&ctx, args).await,
+        Command::Plan(args) => plan::run(&ctx, args).await,
+        Command::Verify(args) => verify::run(&ctx, args).await,
+        Command::Logs(args) => logs::run(&ctx, args).await,
+        Command::Doctor => doctor::run(&ctx).await,
+        Command::Completions(_) => unreachable!("handled before the configuration is loaded"),
+    }
+}
+
+impl From<ClusterTarget> for Target {
+    fn from(target: ClusterTarget) -> Self {
+        Target {
+            kubeconfig: target.kubeconfig,
+            context: target.context,
+        }
+    }
+}

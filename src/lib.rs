@@ -1,0 +1,10 @@
+//! The `orchestrator` library: everything the commands do, without the terminal.
+//! The binary (`main.rs`, `commands/`, `ui.rs`) parses arguments, renders
+//! progress and maps errors to exit codes.
+
+pub mod config;
+pub mod error;
+pub mod kubeapi;
+pub mod process;
+pub mod reporter;
+pub mod state;
