@@ -1,0 +1,74 @@
+//! RabbitMQ settings from `RABBITMQ_*` variables and a connection driven by
+//! the tokio runtime, with the billing queue declared on it.
+
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
+use lapin::{Channel, Connection, ConnectionProperties};
+
+use crate::config::{Env, Secret};
+
+#[derive(Debug, Clone)]
+pub struct AmqpSettings {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Secret,
+    pub queue: String,
+}
+
+impl AmqpSettings {
+    /// Reads `RABBITMQ_USER`, `_PASSWORD`, `_HOST`, `_PORT` (5672) and
+    /// `_QUEUE` (billing_queue).
+    pub fn from_env(env: &Env) -> anyhow::Result<Self> {
+        Ok(AmqpSettings {
+            host: env.required("RABBITMQ_HOST")?,
+            port: env.parsed_or("RABBITMQ_PORT", 5672)?,
+            user: env.required("RABBITMQ_USER")?,
+            password: env.secret("RABBITMQ_PASSWORD")?,
+            queue: env.string_or("RABBITMQ_QUEUE", "billing_queue"),
+        })
+    }
+
+    /// Opens a connection, failing within a few seconds when the broker does
+    /// not answer, with heartbeats so a vanished broker is noticed.
+    pub async fn connect(&self, name: &str) -> lapin::Result<Connection> {
+        // Built as a structure rather than a URI string: the password needs no
+        // escaping and never sits in a string that could be logged.
+        let uri = AMQPUri {
+            scheme: AMQPScheme::AMQP,
+            authority: AMQPAuthority {
+                userinfo: AMQPUserInfo {
+                    username: self.user.clone(),
+                    password: self.password.expose().to_owned(),
+                },
+                host: self.host.clone(),
+                port: self.port,
+            },
+            vhost: "/".into(),
+            query: AMQPQueryString {
+                heartbeat: Some(10),
+                connection_timeout: Some(3_000),
+                ..Default::default()
+            },
+        };
+        let properties = ConnectionProperties::default()
+            .with_connection_name(name.into())
+            .with_executor(tokio_executor_trait::Tokio::current())
+            .with_reactor(tokio_reactor_trait::Tokio);
+        Connection::connect_uri(uri, properties).await
+    }
+
+    /// Declares the queue durable, so it and its persistent messages survive
+    /// a broker restart. Both sides declare it: whichever starts first.
+    pub async fn declare_queue(&self, channel: &Channel) -> lapin::Result<()> {
+        let options = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        channel
+            .queue_declare(&self.queue, options, FieldTable::default())
+            .await
+            .map(drop)
+    }
+}

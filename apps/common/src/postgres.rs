@@ -1,0 +1,107 @@
+//! PostgreSQL settings from `<PREFIX>_DB_*` variables, the pool built from
+//! them, and how database errors become HTTP answers.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::ApiError;
+use crate::backoff::Backoff;
+use crate::config::{Env, Secret};
+
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Secret,
+    pub database: String,
+}
+
+impl DbSettings {
+    /// Reads `{prefix}_DB_USER`, `_PASSWORD`, `_NAME`, `_HOST` and `_PORT`
+    /// (5432 when absent).
+    pub fn from_env(env: &Env, prefix: &str) -> anyhow::Result<Self> {
+        Ok(DbSettings {
+            host: env.required(&format!("{prefix}_DB_HOST"))?,
+            port: env.parsed_or(&format!("{prefix}_DB_PORT"), 5432)?,
+            user: env.required(&format!("{prefix}_DB_USER"))?,
+            password: env.secret(&format!("{prefix}_DB_PASSWORD"))?,
+            database: env.required(&format!("{prefix}_DB_NAME"))?,
+        })
+    }
+
+    pub fn connect_options(&self) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .host(&self.host)
+            .port(self.port)
+            .username(&self.user)
+            .password(self.password.expose())
+            .database(&self.database)
+    }
+
+    /// A pool that connects on demand, so the service starts (and answers
+    /// 503) while the database is down, and recovers when it is back.
+    pub fn lazy_pool(&self, max_connections: u32) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy_with(self.connect_options())
+    }
+}
+
+/// Applies the migrations, waiting for the database while it is unreachable
+/// (it may start after the service); any other failure stops the start-up.
+pub async fn migrate_when_reachable(pool: &PgPool, migrator: &Migrator) -> anyhow::Result<()> {
+    let mut backoff = Backoff::default();
+    loop {
+        match migrator.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(MigrateError::Execute(error)) if is_unreachable(&error) => {
+                tracing::warn!(%error, "database unreachable, migrations wait");
+                backoff.wait().await;
+            }
+            Err(error) => return Err(error).context("migrations failed"),
+        }
+    }
+}
+
+/// Readiness: the database answers a trivial query.
+pub async fn ping(pool: &PgPool) -> Result<(), ApiError> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}
+
+/// Whether the error means the database could not be reached, as opposed to
+/// a query it refused.
+pub fn is_unreachable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+    ) || matches!(error, sqlx::Error::Database(db)
+        // Class 57 (operator intervention: shutdown in progress) and 08
+        // (connection exception) mean the server is going away.
+        if db.code().is_some_and(|code| code.starts_with("57") || code.starts_with("08")))
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::RowNotFound => ApiError::NotFound("not found".into()),
+            error if is_unreachable(&error) => {
+                tracing::warn!(%error, "database unavailable");
+                ApiError::Unavailable("database unavailable".into())
+            }
+            error => {
+                tracing::error!(%error, "database error");
+                ApiError::Internal
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! inventory-app: the movies CRUD over PostgreSQL.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use service_common::ApiError;
+use service_common::config::Env;
+use service_common::extract::{JsonBody, PathParam, QueryParams};
+use service_common::postgres::{self, DbSettings};
+use sqlx::PgPool;
+
+pub struct Config {
+    pub db: DbSettings,
+    pub port: u16,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> anyhow::Result<Self> {
+        Ok(Config {
+            db: DbSettings::from_env(env, "INVENTORY")?,
+            port: env.parsed_or("INVENTORY_APP_PORT", 8080)?,
+        })
+    }
+}
+
+const POOL_SIZE: u32 = 8;
+
+pub async fn run(env: Env) -> anyhow::Result<()> {
+    let config = Config::from_env(&env)?;
+    let pool = config.db.lazy_pool(POOL_SIZE);
+    migrate_when_reachable(&pool).await?;
+    service_common::http::serve(app(pool), config.port).await
+}
+
+/// Applies the migrations, waiting for the database while it is unreachable
+/// (it may start after us); any other failure stops the start-up.
+pub async fn migrate_when_reachable(pool: &PgPool) -> anyhow::Result<()> {
+    postgres::migrate_when_reachable(pool, &sqlx::migrate!()).await
+}
+
+pub fn app(pool: PgPool) -> Router {
+    let api = Router::new()
+        .route("/api/movies", get(list).post(create).delete(delete_all))
+        .route("/api/movies/{id}", get(show).put(update).delete(remove))
+        .with_state(pool.clone());
+    service_common::http::envelope(api, move || {
+        let pool = pool.clone();
+        async move { postgres::ping(&pool).await }
+    })
+}
+
+#[derive(Serialize, Deserialize, sqlx::FromRow, Debug, PartialEq)]
+pub struct Movie {
+    pub id: i32,
+    pub title: String,
+    pub description: String,
+}
+
+#[derive(Deserialize)]
+struct NewMovie {
+    title: String,
+    description: String,
+}
+
+/// A PUT body: the fields present are replaced, the others kept.
+#[derive(Deserialize)]
+struct MovieChanges {
+    title: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TitleFilter {
+    title: Option<String>,
+}
+
+fn check_title(title: &str) -> Result<(), ApiError> {
+    if title.trim().is_empty() {
+        return Err(ApiError::BadRequest("title must not be empty".into()));
+    }
+    Ok(())
+}
+
+fn not_found(id: i32) -> ApiError {
+    ApiError::NotFound(format!("movie {id} not found"))
+}
+
+async fn list(
+    State(pool): State<PgPool>,
+    QueryParams(filter): QueryParams<TitleFilter>,
+) -> Result<Json<Vec<Movie>>, ApiError> {
+    // strpos rather than LIKE: the filter is a plain substring, so `%` and
+    // `_` in it match themselves.
+    let movies = sqlx::query_as(
+        "SELECT id, title, description FROM movies \
+         WHERE $1::text IS NULL OR strpos(lower(title), lower($1)) > 0 \
+         ORDER BY id",
+    )
+    .bind(filter.title)
+    .fetch_all(&pool)
+    .await?;
+    Ok(Json(movies))
+}
+
+async fn create(
+    State(pool): State<PgPool>,
+    JsonBody(movie): JsonBody<NewMovie>,
+) -> Result<Json<Movie>, ApiError> {
+    check_title(&movie.title)?;
+    let created = sqlx::query_as(
+        "INSERT INTO movies (title, description) VALUES ($1, $2) \
+         RETURNING id, title, description",
+    )
+    .bind(movie.title)
+    .bind(movie.description)
+    .fetch_one(&pool)
+    .await?;
+    Ok(Json(created))
+}
+
+async fn delete_all(State(pool): State<PgPool>) -> Result<Json<serde_json::Value>, ApiError> {
+    let deleted = sqlx::query("DELETE FROM movies")
+        .execute(&pool)
+        .await?
+        .rows_affected();
+    Ok(Json(
+        serde_json::json!({ "message": format!("deleted {deleted} movies") }),
+    ))
+}
+
+async fn show(
+    State(pool): State<PgPool>,
+    PathParam(id): PathParam<i32>,
+) -> Result<Json<Movie>, ApiError> {
+    sqlx::query_as("SELECT id, title, description FROM movies WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&pool)
+        .await?
+        .map(Json)
+        .ok_or_else(|| not_found(id))
+}
+
+async fn update(
+    State(pool): State<PgPool>,
+    PathParam(id): PathParam<i32>,
+    JsonBody(changes): JsonBody<MovieChanges>,
+) -> Result<Json<Movie>, ApiError> {
+    if let Some(title) = &changes.title {
+        check_title(title)?;
+    }
+    sqlx::query_as(
+        "UPDATE movies SET title = COALESCE($2, title), \
+         description = COALESCE($3, description) \
+         WHERE id = $1 RETURNING id, title, description",
+    )
+    .bind(id)
+    .bind(changes.title)
+    .bind(changes.description)
+    .fetch_optional(&pool)
+    .await?
+    .map(Json)
+    .ok_or_else(|| not_found(id))
+}
+
+/// Answers with the movie as it was before deletion.
+async fn remove(
+    State(pool): State<PgPool>,
+    PathParam(id): PathParam<i32>,
+) -> Result<Json<Movie>, ApiError> {
+    sqlx::query_as("DELETE FROM movies WHERE id = $1 RETURNING id, title, description")
+        .bind(id)
+        .fetch_optional(&pool)
+        .await?
+        .map(Json)
+        .ok_or_else(|| not_found(id))
+}

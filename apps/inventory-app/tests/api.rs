@@ -1,0 +1,261 @@
+//! inventory-app against a real PostgreSQL: each test has a database of its
+//! own on the shared server, or a private server when it stops it.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use testkit::{PrivatePostgres, TestDb, call, eventually};
+
+async fn inventory(db: &TestDb) -> Router {
+    let pool = db.settings.lazy_pool(4);
+    inventory_app::migrate_when_reachable(&pool).await.unwrap();
+    inventory_app::app(pool)
+}
+
+async fn add(app: &Router, title: &str) -> Value {
+    let body = json!({ "title": title, "description": format!("about {title}") }).to_string();
+    let (status, movie) = call(app, "POST", "/api/movies", Some(&body)).await;
+    assert_eq!(status, StatusCode::OK, "{movie}");
+    movie
+}
+
+fn titles(movies: &Value) -> Vec<&str> {
+    movies
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|movie| movie["title"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432"]
+async fn movies_are_created_read_updated_and_deleted() {
+    let db = TestDb::create();
+    let app = inventory(&db).await;
+
+    let created = add(&app, "Alien").await;
+    assert_eq!(created["title"], "Alien");
+    assert_eq!(created["description"], "about Alien");
+    let id = created["id"].as_i64().unwrap();
+    let path = format!("/api/movies/{id}");
+
+    assert_eq!(
+        call(&app, "GET", &path, None).await,
+        (StatusCode::OK, created.clone())
+    );
+
+    let (status, updated) = call(&app, "PUT", &path, Some(r#"{"title": "Aliens"}"#)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        updated,
+        json!({ "id": id, "title": "Aliens", "description": "about Alien" })
+    );
+
+    let (status, all) = call(&app, "GET", "/api/movies", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(all, json!([updated]));
+
+    assert_eq!(
+        call(&app, "DELETE", &path, None).await,
+        (StatusCode::OK, updated)
+    );
+    assert_eq!(
+        call(&app, "GET", &path, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    add(&app, "Heat").await;
+    add(&app, "Ronin").await;
+    assert_eq!(
+        call(&app, "DELETE", "/api/movies", None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, "GET", "/api/movies", None).await,
+        (StatusCode::OK, json!([]))
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432"]
+async fn every_error_is_the_contract_status_in_json() {
+    let db = TestDb::create();
+    let app = inventory(&db).await;
+    let good = r#"{"title": "Alien", "description": "space"}"#;
+    let too_large = json!({ "title": "x".repeat(70 * 1024), "description": "" }).to_string();
+    let cases: &[(&str, &str, Option<&str>, StatusCode)] = &[
+        ("GET", "/api/movies/424242", None, StatusCode::NOT_FOUND),
+        (
+            "PUT",
+            "/api/movies/424242",
+            Some(good),
+            StatusCode::NOT_FOUND,
+        ),
+        ("DELETE", "/api/movies/424242", None, StatusCode::NOT_FOUND),
+        ("GET", "/api/movies/-1", None, StatusCode::NOT_FOUND),
+        ("GET", "/api/movies/abc", None, StatusCode::BAD_REQUEST),
+        ("GET", "/api/movies/1.5", None, StatusCode::BAD_REQUEST),
+        (
+            "GET",
+            "/api/movies/99999999999",
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "PUT",
+            "/api/movies/abc",
+            Some(good),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/api/movies",
+            Some("{not json"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/api/movies",
+            Some(r#"{"title": "Alien"}"#),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/api/movies",
+            Some(r#"{"title": 7, "description": "x"}"#),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/api/movies",
+            Some(r#"{"title": " ", "description": "x"}"#),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("POST", "/api/movies", Some("[]"), StatusCode::BAD_REQUEST),
+        (
+            "POST",
+            "/api/movies",
+            Some(&too_large),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        ("PATCH", "/api/movies", None, StatusCode::METHOD_NOT_ALLOWED),
+        ("GET", "/api/nothing", None, StatusCode::NOT_FOUND),
+    ];
+    for (method, uri, body, expected) in cases {
+        let (status, answer) = call(&app, method, uri, *body).await;
+        assert_eq!(status, *expected, "{method} {uri} answered {answer}");
+        assert!(
+            answer["error"].is_string(),
+            "{method} {uri} answered {answer}"
+        );
+    }
+    let (status, answer) = call(&app, "POST", "/api/movies", Some(good)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432"]
+async fn trailing_slashes_are_accepted() {
+    let db = TestDb::create();
+    let app = inventory(&db).await;
+    let body = r#"{"title": "Alien", "description": "space"}"#;
+    let (status, created) = call(&app, "POST", "/api/movies/", Some(body)).await;
+    assert_eq!(status, StatusCode::OK);
+    let id = &created["id"];
+    assert_eq!(
+        call(&app, "GET", "/api/movies/", None).await,
+        (StatusCode::OK, json!([created]))
+    );
+    let path = format!("/api/movies/{id}/");
+    assert_eq!(call(&app, "GET", &path, None).await.0, StatusCode::OK);
+    assert_eq!(call(&app, "GET", "/healthz/", None).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432"]
+async fn title_filter_is_a_case_insensitive_substring_and_only_that() {
+    let db = TestDb::create();
+    let app = inventory(&db).await;
+    for title in [
+        "The Matrix",
+        "Matrix Reloaded",
+        "Alien",
+        "100% Wolf",
+        "snake_case",
+    ] {
+        add(&app, title).await;
+    }
+    let filtered = |query: &'static str| {
+        let app = app.clone();
+        async move {
+            let (status, movies) =
+                call(&app, "GET", &format!("/api/movies?title={query}"), None).await;
+            assert_eq!(status, StatusCode::OK, "{query}: {movies}");
+            titles(&movies)
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(filtered("matrix").await, ["The Matrix", "Matrix Reloaded"]);
+    assert_eq!(filtered("ALIEN").await, ["Alien"]);
+    assert_eq!(filtered("").await.len(), 5);
+    // LIKE's wildcards are plain characters here.
+    assert_eq!(filtered("%25").await, ["100% Wolf"]);
+    assert_eq!(filtered("e_c").await, ["snake_case"]);
+    assert!(filtered("zzz").await.is_empty());
+
+    // An injection attempt is only a title that matches nothing.
+    assert!(filtered("x'%20OR%20'1'='1").await.is_empty());
+    assert!(
+        filtered("'%3B%20DROP%20TABLE%20movies%3B%20--")
+            .await
+            .is_empty()
+    );
+    assert_eq!(db.count("movies"), 5);
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432"]
+async fn probes_answer() {
+    let db = TestDb::create();
+    let app = inventory(&db).await;
+    assert_eq!(call(&app, "GET", "/healthz", None).await.0, StatusCode::OK);
+    assert_eq!(call(&app, "GET", "/readyz", None).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+#[ignore = "starts a private PostgreSQL (needs root, PostgreSQL 15 binaries)"]
+async fn answers_503_while_postgres_is_down_and_recovers_without_restart() {
+    let server = PrivatePostgres::start();
+    let db = TestDb::create_on(server.port);
+    let app = inventory(&db).await;
+    add(&app, "Alien").await;
+
+    server.stop();
+    for (method, uri) in [
+        ("GET", "/api/movies"),
+        ("GET", "/api/movies/1"),
+        ("GET", "/readyz"),
+    ] {
+        let (status, answer) = call(&app, method, uri, None).await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{method} {uri}: {answer}"
+        );
+    }
+
+    server.start_again();
+    eventually(
+        "inventory to answer again",
+        Duration::from_secs(20),
+        || async { call(&app, "GET", "/api/movies", None).await.0 == StatusCode::OK },
+    )
+    .await;
+    let (_, movies) = call(&app, "GET", "/api/movies", None).await;
+    assert_eq!(titles(&movies), ["Alien"]);
+}

@@ -1,0 +1,275 @@
+//! Test support for the services against real servers: a database and a
+//! queue of its own for each test on the shared PostgreSQL and RabbitMQ, and
+//! private servers for the tests that stop and restart one.
+
+mod servers;
+
+use std::future::Future;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use lapin::options::{BasicPublishOptions, QueueDeleteOptions};
+use service_common::amqp::AmqpSettings;
+use service_common::postgres::DbSettings;
+use tower::ServiceExt;
+
+pub use servers::{PrivatePostgres, PrivateRabbit};
+
+pub const SHARED_POSTGRES_PORT: u16 = 5432;
+pub const SHARED_RABBITMQ_PORT: u16 = 5672;
+
+/// A name no other test, in this process or another, uses.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}_{}_{count}_{nanos}", std::process::id())
+}
+
+/// A database of the test's own, dropped with it.
+pub struct TestDb {
+    pub settings: DbSettings,
+}
+
+impl TestDb {
+    pub fn create() -> Self {
+        Self::create_on(SHARED_POSTGRES_PORT)
+    }
+
+    pub fn create_on(port: u16) -> Self {
+        let name = unique_name("test");
+        psql(port, &format!("CREATE DATABASE {name}")).expect("cannot create the test database");
+        TestDb {
+            settings: DbSettings {
+                host: "127.0.0.1".into(),
+                port,
+                user: "postgres".into(),
+                password: "unused with trust authentication".to_owned().into(),
+                database: name,
+            },
+        }
+    }
+
+    /// A trivial query's answer, as text.
+    pub fn query(&self, sql: &str) -> String {
+        let output = Command::new("psql")
+            .args(psql_args(self.settings.port, &self.settings.database))
+            .args(["-tAc", sql])
+            .output()
+            .expect("cannot run psql");
+        assert!(output.status.success(), "psql failed: {output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    pub fn count(&self, table: &str) -> usize {
+        self.query(&format!("SELECT count(*) FROM {table}"))
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Fails harmlessly when a private server is already gone.
+        let drop = format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.settings.database
+        );
+        let _ = psql(self.settings.port, &drop);
+    }
+}
+
+fn psql_args(port: u16, database: &str) -> Vec<String> {
+    let port = port.to_string();
+    [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-U",
+        "postgres",
+        "-d",
+        database,
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-q",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn psql(port: u16, sql: &str) -> Result<(), String> {
+    let output = Command::new("psql")
+        .args(psql_args(port, "postgres"))
+        .args(["-c", sql])
+        .output()
+        .map_err(|error| error.to_string())?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// A queue name of the test's own on a RabbitMQ at `port`; the queue is
+/// deleted with it.
+pub struct TestQueue {
+    pub settings: AmqpSettings,
+}
+
+impl TestQueue {
+    pub fn new() -> Self {
+        Self::on(SHARED_RABBITMQ_PORT)
+    }
+
+    pub fn on(port: u16) -> Self {
+        TestQueue {
+            settings: AmqpSettings {
+                host: "127.0.0.1".into(),
+                port,
+                user: "guest".into(),
+                password: "guest".to_owned().into(),
+                queue: unique_name("test"),
+            },
+        }
+    }
+
+    /// Publishes raw bodies straight to the queue, bypassing the gateway.
+    pub async fn publish(&self, bodies: &[&str]) {
+        let connection = self.settings.connect("test").await.unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        self.settings.declare_queue(&channel).await.unwrap();
+        for body in bodies {
+            channel
+                .basic_publish(
+                    "",
+                    &self.settings.queue,
+                    BasicPublishOptions::default(),
+                    body.as_bytes(),
+                    Default::default(),
+                )
+                .await
+                .unwrap();
+        }
+        connection.close(200, "done").await.unwrap();
+    }
+}
+
+impl Default for TestQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestQueue {
+    fn drop(&mut self) {
+        let settings = self.settings.clone();
+        // Drop cannot await: a thread of its own runs the deletion, and a
+        // broker that is gone makes it a no-op.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(connection) = settings.connect("test cleanup").await {
+                    if let Ok(channel) = connection.create_channel().await {
+                        let options = QueueDeleteOptions::default();
+                        let _ = channel.queue_delete(&settings.queue, options).await;
+                    }
+                    let _ = connection.close(200, "done").await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Sends one request to `app` without a socket; the answer must be JSON.
+pub async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let body = body.map_or_else(Body::empty, |body| Body::from(body.to_owned()));
+    let response = app
+        .clone()
+        .oneshot(request.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let json = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("{method} {uri}: not JSON: {bytes:?}"))
+    };
+    (status, json)
+}
+
+/// Waits until `check` holds, polling; panics naming `what` past `timeout`.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An HTTP server on a free local port, for the gateway to forward to.
+pub struct TestServer {
+    pub port: u16,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    pub async fn start(router: Router) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        TestServer { port, stop, task }
+    }
+
+    /// Stops accepting, closes idle connections, and waits for the rest.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked: good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
