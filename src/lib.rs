@@ -8,3 +8,8 @@ pub mod kubeapi;
 pub mod process;
 pub mod reporter;
 pub mod state;
+pub mod kubeconfig;
+pub mod lifecycle;
+pub mod nodes;
+pub mod prereq;
+pub mod vagrant;

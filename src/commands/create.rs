@@ -1,5 +1,17 @@
+use orchestrator::lifecycle::{Cluster, Created};
+
 use super::Context;
 
-pub async fn run(_ctx: &Context) -> anyhow::Result<()> {
-    anyhow::bail!("`create` is being written")
+pub async fn run(ctx: &Context) -> anyhow::Result<()> {
+    let cluster = Cluster::new(
+        &ctx.config,
+        &ctx.project_dir,
+        &ctx.state,
+        ctx.reporter.as_ref(),
+    );
+    match cluster.create().await? {
+        Created::Built => println!("cluster created"),
+        Created::AlreadyRunning => println!("cluster created (already running, nothing changed)"),
+    }
+    Ok(())
 }

@@ -1,5 +1,16 @@
+use orchestrator::lifecycle::Cluster;
+
 use super::Context;
 
-pub async fn run(_ctx: &Context) -> anyhow::Result<()> {
-    anyhow::bail!("`stop` is being written")
+pub async fn run(ctx: &Context) -> anyhow::Result<()> {
+    Cluster::new(
+        &ctx.config,
+        &ctx.project_dir,
+        &ctx.state,
+        ctx.reporter.as_ref(),
+    )
+    .stop()
+    .await?;
+    println!("cluster stopped");
+    Ok(())
 }

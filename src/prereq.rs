@@ -1,0 +1,171 @@
+//! The host tools each command needs, found with `which` before anything runs,
+//! so a missing one stops a command before it has changed anything — and says
+//! how to install it.
+
+use std::path::PathBuf;
+
+use crate::config::Provider;
+use crate::error::Failure;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    Vagrant,
+    VirtualBox,
+    Libvirt,
+    Docker,
+    Kubectl,
+}
+
+impl Tool {
+    /// The provider's own tool, whose presence shows the provider is installed.
+    pub fn provider(provider: Provider) -> Tool {
+        match provider {
+            Provider::Virtualbox => Tool::VirtualBox,
+            Provider::Libvirt => Tool::Libvirt,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::Vagrant => "vagrant",
+            Tool::VirtualBox => "VirtualBox",
+            Tool::Libvirt => "libvirt",
+            Tool::Docker => "docker",
+            Tool::Kubectl => "kubectl",
+        }
+    }
+
+    /// The executable looked up on `PATH`.
+    pub fn program(self) -> &'static str {
+        match self {
+            Tool::Vagrant => "vagrant",
+            Tool::VirtualBox => "VBoxManage",
+            Tool::Libvirt => "virsh",
+            Tool::Docker => "docker",
+            Tool::Kubectl => "kubectl",
+        }
+    }
+
+    /// What the tool is for here, and how to get it.
+    pub fn install_hint(self) -> &'static str {
+        match self {
+            Tool::Vagrant => {
+                "runs the cluster's VMs; install from https://developer.hashicorp.com/vagrant/install \
+                 (Debian/Ubuntu: HashiCorp's apt repository, then `sudo apt install vagrant`; \
+                 macOS: `brew install hashicorp/tap/hashicorp-vagrant`)"
+            }
+            Tool::VirtualBox => {
+                "the VMs' provider (cluster.provider = \"virtualbox\"); install from \
+                 https://www.virtualbox.org/wiki/Downloads (Debian/Ubuntu: `sudo apt install virtualbox`), \
+                 or set cluster.provider = \"libvirt\""
+            }
+            Tool::Libvirt => {
+                "the VMs' provider (cluster.provider = \"libvirt\"); Debian/Ubuntu: \
+                 `sudo apt install libvirt-daemon-system libvirt-clients libvirt-dev` and \
+                 `vagrant plugin install vagrant-libvirt`, then add yourself to the `libvirt` group"
+            }
+            Tool::Docker => {
+                "builds and pushes the stack's images; install from https://docs.docker.com/engine/install/ \
+                 (Debian/Ubuntu: `sudo apt install docker.io`, then add yourself to the `docker` group)"
+            }
+            Tool::Kubectl => {
+                "inspects the cluster (the audit uses it); install from \
+                 https://kubernetes.io/docs/tasks/tools/#kubectl (snap: `sudo snap install kubectl --classic`)"
+            }
+        }
+    }
+}
+
+/// One tool looked up: where it is, if anywhere.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub tool: Tool,
+    pub path: Option<PathBuf>,
+}
+
+/// What the VM commands need: vagrant and the configured provider.
+pub fn cluster_tools(provider: Provider) -> [Tool; 2] {
+    [Tool::Vagrant, Tool::provider(provider)]
+}
+
+/// Everything the whole workflow needs, as `doctor` checks it.
+pub fn all_tools(provider: Provider) -> [Tool; 4] {
+    [
+        Tool::Vagrant,
+        Tool::provider(provider),
+        Tool::Docker,
+        Tool::Kubectl,
+    ]
+}
+
+pub fn check(tools: &[Tool]) -> Vec<Check> {
+    tools
+        .iter()
+        .map(|&tool| Check {
+            tool,
+            path: which::which(tool.program()).ok(),
+        })
+        .collect()
+}
+
+/// The error for the missing tools among `checks` (exit code 3), if any.
+pub fn missing(checks: &[Check]) -> Option<Failure> {
+    let lines: Vec<String> = checks
+        .iter()
+        .filter(|c| c.path.is_none())
+        .map(|c| {
+            format!(
+                "  {} (`{}` not found on PATH): {}",
+                c.tool.name(),
+                c.tool.program(),
+                c.tool.install_hint()
+            )
+        })
+        .collect();
+    (!lines.is_empty())
+        .then(|| Failure::MissingTool(format!("missing prerequisites:\n{}", lines.join("\n"))))
+}
+
+/// Fails with exit code 3, naming each missing tool and how to install it,
+/// unless every one of `tools` is on `PATH`.
+pub fn require(tools: &[Tool]) -> Result<(), Failure> {
+    missing(&check(tools)).map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_names_each_absent_tool_with_its_hint() {
+        let checks = [
+            Check {
+                tool: Tool::Vagrant,
+                path: Some("/usr/bin/vagrant".into()),
+            },
+            Check {
+                tool: Tool::VirtualBox,
+                path: None,
+            },
+        ];
+        let failure = missing(&checks).unwrap();
+        assert_eq!(failure.exit_code(), crate::error::exit::MISSING_TOOL);
+        let text = failure.to_string();
+        assert!(
+            text.contains("VirtualBox (`VBoxManage` not found on PATH)"),
+            "{text}"
+        );
+        assert!(text.contains("virtualbox.org"), "{text}");
+        assert!(!text.contains("vagrant (`"), "{text}");
+        assert!(missing(&checks[..1]).is_none());
+    }
+
+    #[test]
+    fn the_provider_decides_the_tool() {
+        assert_eq!(
+            cluster_tools(Provider::Libvirt),
+            [Tool::Vagrant, Tool::Libvirt]
+        );
+        assert_eq!(Tool::provider(Provider::Virtualbox).program(), "VBoxManage");
+    }
+}
