@@ -21,7 +21,7 @@ pub struct Cli {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// Also print the output of every child process as it runs
+    /// Print every event as its own line, even on a terminal
     #[arg(short, long, global = true)]
     pub verbose: bool,
 

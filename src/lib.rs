@@ -3,13 +3,15 @@
 //! progress and maps errors to exit codes.
 
 pub mod config;
+pub mod deploy;
 pub mod error;
 pub mod kubeapi;
-pub mod process;
-pub mod reporter;
-pub mod state;
 pub mod kubeconfig;
 pub mod lifecycle;
 pub mod nodes;
 pub mod prereq;
+pub mod process;
+pub mod reporter;
+pub mod stack;
+pub mod state;
 pub mod vagrant;

@@ -69,3 +69,10 @@ impl Reporter for Recorder {
         self.events.lock().unwrap().push(event);
     }
 }
+
+/// For work whose progress nobody watches.
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn report(&self, _event: Event) {}
+}

@@ -20,7 +20,7 @@ pub enum Verbosity {
 pub fn reporter(verbosity: Verbosity) -> Box<dyn Reporter> {
     match verbosity {
         Verbosity::Quiet => Box::new(Quiet),
-        _ if std::io::stdout().is_terminal() => Box::new(Live::new()),
+        Verbosity::Normal if std::io::stdout().is_terminal() => Box::new(Live::new()),
         _ => Box::new(Plain::new()),
     }
 }

@@ -1,6 +1,47 @@
-use super::Context;
+use std::time::Duration;
+
+use orchestrator::deploy::{self, Options, cluster::Cluster};
+use orchestrator::kubeapi;
+use orchestrator::process::Runner;
+
+use super::{Context, plan};
 use crate::cli::DeployArgs;
 
-pub async fn run(_ctx: &Context, _args: DeployArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`deploy` is being written")
+pub async fn run(ctx: &Context, args: DeployArgs) -> anyhow::Result<()> {
+    let project = super::project(ctx);
+    if !args.dry_run && !(args.skip_build && args.skip_push) {
+        orchestrator::prereq::require(&[orchestrator::prereq::Tool::Docker])?;
+    }
+    let connection = kubeapi::connect(&args.target.into()).await?;
+    let cluster = Cluster::new(connection.client, &ctx.config.deploy.namespace);
+    let runner = Runner::new(ctx.state.logs());
+    if args.dry_run {
+        let plan = deploy::plan(&project, &cluster, args.only.as_deref(), &runner).await?;
+        plan::print(&plan);
+        println!("dry run: the API server accepted every object; nothing was changed");
+        return Ok(());
+    }
+    let options = Options {
+        skip_build: args.skip_build,
+        skip_push: args.skip_push,
+        only: args.only,
+        timeout: Duration::from_secs(args.timeout.unwrap_or(ctx.config.deploy.timeout_secs)),
+    };
+    ctx.reporter.note(&format!("deploying to {}", connection.description));
+    let outcome = deploy::deploy(&project, &cluster, &options, &runner, ctx.reporter.as_ref()).await?;
+    println!(
+        "deployed {} objects in {} waves in {:.1}s{}",
+        outcome.objects,
+        outcome.waves,
+        outcome.elapsed.as_secs_f64(),
+        match outcome.pruned.len() {
+            0 => String::new(),
+            n => format!(", pruned {n}"),
+        }
+    );
+    match outcome.gateway {
+        Some(url) => println!("gateway: {url}"),
+        None => println!("gateway: no address yet (see `orchestrator status`)"),
+    }
+    Ok(())
 }

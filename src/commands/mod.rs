@@ -30,7 +30,6 @@ pub struct Context {
     pub project_dir: PathBuf,
     pub state: State,
     pub reporter: Box<dyn Reporter>,
-    pub verbosity: Verbosity,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -48,7 +47,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         config: loaded.config,
         project_dir: loaded.project_dir,
         reporter: ui::reporter(verbosity),
-        verbosity,
     };
     match cli.command {
         Command::Create => create::run(&ctx).await,
@@ -71,5 +69,14 @@ impl From<ClusterTarget> for Target {
             kubeconfig: target.kubeconfig,
             context: target.context,
         }
+    }
+}
+
+/// The deploy inputs of the loaded configuration.
+fn project(ctx: &Context) -> orchestrator::deploy::Project<'_> {
+    orchestrator::deploy::Project {
+        config: &ctx.config,
+        dir: &ctx.project_dir,
+        state: &ctx.state,
     }
 }

@@ -1,0 +1,246 @@
+//! `deploy` and `plan`: from the manifests and the sources to a running stack.
+//!
+//! Everything that can be wrong locally (configuration, manifests, `--only`,
+//! docker's login) is found before the cluster is touched; the cluster is
+//! reached before anything is built; then images are published, Secrets made,
+//! and the waves applied one after another, each gated on its workloads'
+//! readiness; last, objects of ours no longer in the manifests are pruned.
+
+pub mod cluster;
+pub mod images;
+pub mod manifest;
+pub mod readiness;
+pub mod secrets;
+pub mod waves;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::future::{join_all, try_join_all};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::error::Failure;
+use crate::process::Runner;
+use crate::reporter::{Reporter, Silent};
+use crate::state::State;
+use cluster::{Change, Cluster, Orphan};
+use images::Image;
+use manifest::Manifest;
+use waves::Wave;
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub skip_build: bool,
+    pub skip_push: bool,
+    /// Only this component's objects (plus configuration); nothing is pruned.
+    pub only: Option<String>,
+    /// Per wave.
+    pub timeout: Duration,
+}
+
+/// Where the inputs are.
+pub struct Project<'a> {
+    pub config: &'a Config,
+    pub dir: &'a Path,
+    pub state: &'a State,
+}
+
+impl Project<'_> {
+    fn manifests_dir(&self) -> PathBuf {
+        self.dir.join(&self.config.deploy.manifests)
+    }
+
+    fn images_record(&self) -> PathBuf {
+        self.state.dir().join("images.json")
+    }
+}
+
+/// The manifests to apply (without Secrets), and our images, before publishing.
+struct Inputs {
+    manifests: Vec<Manifest>,
+    images: Vec<Image>,
+}
+
+async fn inputs(project: &Project<'_>, only: Option<&str>, runner: &Runner) -> anyhow::Result<Inputs> {
+    let dir = project.manifests_dir();
+    let mut manifests = manifest::load(&dir)
+        .map_err(|err| Failure::Usage(format!("bad manifests in {}: {err:#}", dir.display())))?;
+    if !manifests.iter().any(|m| m.kind == "Namespace") {
+        manifests.insert(0, namespace_manifest());
+    }
+    // The stack's namespace is the configuration's, whatever the file calls it.
+    let namespace = &project.config.deploy.namespace;
+    for m in manifests.iter_mut().filter(|m| m.kind == "Namespace") {
+        m.name.clone_from(namespace);
+        m.body["metadata"]["name"] = serde_json::Value::String(namespace.clone());
+    }
+    if let Some(only) = only {
+        let components: Vec<&str> = manifests.iter().filter(|m| m.is_workload()).filter_map(Manifest::component).collect();
+        if !components.contains(&only) {
+            return Err(Failure::Usage(format!("--only {only}: no such component; the components are {}", components.join(", "))).into());
+        }
+        manifests.retain(|m| is_shared(m) || m.component() == Some(only));
+    }
+    let repository = images::repository(&project.config.registry)?;
+    let tag = images::source_tag(project.dir, runner).await?;
+    let all = images::discover(&project.dir.join(&project.config.deploy.dockerfiles), &repository, &tag)?;
+    let images = images::used_by(&manifests, &all).into_iter().cloned().collect();
+    Ok(Inputs { manifests, images })
+}
+
+/// Objects every component needs (namespace, configuration): kept by `--only`.
+fn is_shared(manifest: &Manifest) -> bool {
+    matches!(manifest.kind.as_str(), "Namespace" | "ConfigMap")
+}
+
+fn namespace_manifest() -> Manifest {
+    Manifest {
+        file: "(generated)".into(),
+        api_version: "v1".into(),
+        kind: "Namespace".into(),
+        name: "namespace".into(),
+        body: json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "namespace"}}),
+    }
+}
+
+/// The waves for the inputs: Secrets added, images rewritten. `plan` passes
+/// `persist_credentials: false` so that it writes nothing.
+fn waves_for(project: &Project<'_>, inputs: &Inputs, persist_credentials: bool) -> anyhow::Result<Vec<Wave>> {
+    let required = secrets::required(&inputs.manifests);
+    let keys = required.values().flatten().cloned().collect();
+    let dotenv = project.dir.join(".env");
+    let values = secrets::credentials(&keys, &dotenv, &project.state.credentials(), persist_credentials)?;
+    let mut objects = inputs.manifests.clone();
+    for object in &mut objects {
+        images::rewrite(object, &inputs.images);
+    }
+    objects.extend(secrets::objects(&required, &values));
+    waves::plan(objects)
+}
+
+/// What `plan` shows: each wave's objects with their change, the prunes, the images.
+#[derive(Debug, serde::Serialize)]
+pub struct Plan {
+    pub waves: Vec<PlannedWave>,
+    pub prune: Vec<String>,
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct PlannedWave {
+    pub name: String,
+    pub objects: Vec<(String, Change)>,
+}
+
+/// Asks the server what each apply would change (server-side dry runs), touching nothing.
+pub async fn plan(project: &Project<'_>, cluster: &Cluster, only: Option<&str>, runner: &Runner) -> anyhow::Result<Plan> {
+    let mut inputs = inputs(project, only, runner).await?;
+    images::publish(&mut inputs.images, project.dir, &project.images_record(), runner, &Silent, true, true).await?;
+    let waves = waves_for(project, &inputs, false)?;
+    let mut planned = Vec::new();
+    for wave in &waves {
+        let changes = try_join_all(wave.objects.iter().map(|m| cluster.change(m))).await?;
+        planned.push(PlannedWave {
+            name: wave.name.clone(),
+            objects: wave.objects.iter().map(Manifest::key).zip(changes).collect(),
+        });
+    }
+    let prune = match only {
+        Some(_) => Vec::new(),
+        None => orphans(cluster, &waves).await?.iter().map(|o| format!("{}/{}", o.kind, o.name)).collect(),
+    };
+    let images = inputs.images.iter().map(Image::pinned).collect();
+    Ok(Plan { waves: planned, prune, images })
+}
+
+async fn orphans(cluster: &Cluster, waves: &[Wave]) -> anyhow::Result<Vec<Orphan>> {
+    let all: Vec<Manifest> = waves.iter().flat_map(|w| w.objects.clone()).collect();
+    cluster.orphans(&all).await
+}
+
+/// What a deploy did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub objects: usize,
+    pub waves: usize,
+    pub pruned: Vec<String>,
+    pub gateway: Option<String>,
+    pub elapsed: Duration,
+}
+
+pub async fn deploy(
+    project: &Project<'_>,
+    cluster: &Cluster,
+    options: &Options,
+    runner: &Runner,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let mut inputs = inputs(project, options.only.as_deref(), runner).await?;
+    if !options.skip_push {
+        images::check_logged_in(&project.config.registry)?;
+    }
+    images::publish(
+        &mut inputs.images,
+        project.dir,
+        &project.images_record(),
+        runner,
+        reporter,
+        options.skip_build,
+        options.skip_push,
+    )
+    .await?;
+    let waves = waves_for(project, &inputs, true)?;
+    for (index, wave) in waves.iter().enumerate() {
+        reporter.note(&format!("wave {}/{}: {}", index + 1, waves.len(), wave.name));
+        roll_out(cluster, wave, options.timeout, reporter).await?;
+    }
+    let mut pruned = Vec::new();
+    if options.only.is_none() {
+        for orphan in orphans(cluster, &waves).await? {
+            let key = format!("{}/{}", orphan.kind, orphan.name);
+            reporter.started(&key, &key);
+            cluster.delete(&orphan).await?;
+            reporter.finished(&key, true, "pruned");
+            pruned.push(key);
+        }
+    }
+    let gateway = crate::stack::gateway_url(cluster.client(), cluster.namespace()).await.ok().flatten();
+    Ok(Outcome {
+        objects: waves.iter().map(|w| w.objects.len()).sum(),
+        waves: waves.len(),
+        pruned,
+        gateway,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Applies a wave's objects together, then waits for its workloads together.
+async fn roll_out(cluster: &Cluster, wave: &Wave, timeout: Duration, reporter: &dyn Reporter) -> anyhow::Result<()> {
+    let applied = join_all(wave.objects.iter().map(|object| async move {
+        let key = object.key();
+        reporter.started(&key, &key);
+        let result = cluster.apply(object, false).await;
+        match (&result, object.is_workload()) {
+            (Err(_), _) => reporter.finished(&key, false, "refused"),
+            (Ok(_), true) => reporter.progress(&key, "applied, waiting"),
+            (Ok(_), false) => reporter.finished(&key, true, "applied"),
+        }
+        result
+    }))
+    .await;
+    for result in applied {
+        result?;
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    let waits = wave.workloads().map(|workload| async move {
+        let key = workload.key();
+        let progress = |message: &str| reporter.progress(&key, message);
+        let result = cluster.wait_ready(workload, deadline, &progress).await;
+        reporter.finished(&key, result.is_ok(), if result.is_ok() { "ready" } else { "not ready" });
+        result
+    });
+    try_join_all(waits).await.map(|_| ()).context(format!("wave {} did not become ready", wave.name))
+}

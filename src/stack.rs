@@ -1,0 +1,129 @@
+//! The deployed stack as `status`, `deploy` and `verify` see it: workloads'
+//! ready/desired replicas, autoscalers' state, and the gateway's URL.
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, ListParams};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Workload {
+    pub kind: String,
+    pub name: String,
+    pub ready: i32,
+    pub desired: i32,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Autoscaler {
+    pub name: String,
+    pub target: String,
+    pub min: i32,
+    pub max: i32,
+    pub replicas: i32,
+    /// Percent of requested CPU; absent while no metrics are served.
+    pub cpu_now: Option<i32>,
+    pub cpu_target: Option<i32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Stack {
+    pub namespace: String,
+    pub workloads: Vec<Workload>,
+    pub autoscalers: Vec<Autoscaler>,
+    pub gateway: Option<String>,
+}
+
+pub async fn status(client: &kube::Client, namespace: &str) -> anyhow::Result<Stack> {
+    let list = ListParams::default();
+    let deployments = Api::<Deployment>::namespaced(client.clone(), namespace);
+    let stateful_sets = Api::<StatefulSet>::namespaced(client.clone(), namespace);
+    let hpas = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), namespace);
+    let (deployments, stateful_sets, hpas, gateway) = tokio::try_join!(
+        deployments.list(&list),
+        stateful_sets.list(&list),
+        hpas.list(&list),
+        gateway_url(client, namespace)
+    )?;
+    let mut workloads: Vec<Workload> = deployments
+        .items
+        .iter()
+        .map(|d| Workload {
+            kind: "Deployment".into(),
+            name: d.metadata.name.clone().unwrap_or_default(),
+            ready: d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
+            desired: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+        })
+        .chain(stateful_sets.items.iter().map(|s| Workload {
+            kind: "StatefulSet".into(),
+            name: s.metadata.name.clone().unwrap_or_default(),
+            ready: s.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
+            desired: s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+        }))
+        .collect();
+    workloads.sort_by(|a, b| a.name.cmp(&b.name));
+    let autoscalers = hpas
+        .items
+        .iter()
+        .map(|h| {
+            let spec = h.spec.as_ref();
+            let status = h.status.as_ref();
+            Autoscaler {
+                name: h.metadata.name.clone().unwrap_or_default(),
+                target: spec
+                    .map(|s| format!("{}/{}", s.scale_target_ref.kind, s.scale_target_ref.name))
+                    .unwrap_or_default(),
+                min: spec.and_then(|s| s.min_replicas).unwrap_or(1),
+                max: spec.map_or(0, |s| s.max_replicas),
+                replicas: status.map_or(0, |s| s.current_replicas),
+                cpu_now: status.and_then(|s| s.current_cpu_utilization_percentage),
+                cpu_target: spec.and_then(|s| s.target_cpu_utilization_percentage),
+            }
+        })
+        .collect();
+    Ok(Stack {
+        namespace: namespace.into(),
+        workloads,
+        autoscalers,
+        gateway,
+    })
+}
+
+/// `http://ADDRESS:PORT` of the namespace's LoadBalancer Service, once it has an address.
+pub async fn gateway_url(client: &kube::Client, namespace: &str) -> kube::Result<Option<String>> {
+    let services = Api::<Service>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await?;
+    Ok(services.items.iter().find_map(load_balancer_url))
+}
+
+pub fn load_balancer_url(service: &Service) -> Option<String> {
+    let spec = service.spec.as_ref()?;
+    if spec.type_.as_deref() != Some("LoadBalancer") {
+        return None;
+    }
+    let port = spec.ports.as_ref()?.first()?.port;
+    let ingress = service.status.as_ref()?.load_balancer.as_ref()?.ingress.as_ref()?.first()?;
+    let address = ingress.ip.as_ref().or(ingress.hostname.as_ref())?;
+    Some(format!("http://{address}:{port}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_needs_a_load_balancer_with_an_address() {
+        let with: Service = serde_yaml::from_str(
+            "spec: {type: LoadBalancer, ports: [{port: 3000}]}\nstatus: {loadBalancer: {ingress: [{ip: 10.0.0.10}]}}",
+        )
+        .unwrap();
+        assert_eq!(load_balancer_url(&with).as_deref(), Some("http://10.0.0.10:3000"));
+        let pending: Service =
+            serde_yaml::from_str("spec: {type: LoadBalancer, ports: [{port: 3000}]}\nstatus: {loadBalancer: {}}").unwrap();
+        assert_eq!(load_balancer_url(&pending), None);
+        let cluster_ip: Service = serde_yaml::from_str("spec: {type: ClusterIP, ports: [{port: 80}]}").unwrap();
+        assert_eq!(load_balancer_url(&cluster_ip), None);
+    }
+}
