@@ -4,7 +4,7 @@
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
-use lapin::{Channel, Connection, ConnectionProperties};
+use lapin::{Channel, Connection, ConnectionProperties, Queue};
 
 use crate::config::{Env, Secret};
 
@@ -61,7 +61,7 @@ impl AmqpSettings {
 
     /// Declares the queue durable, so it and its persistent messages survive
     /// a broker restart. Both sides declare it: whichever starts first.
-    pub async fn declare_queue(&self, channel: &Channel) -> lapin::Result<()> {
+    pub async fn declare_queue(&self, channel: &Channel) -> lapin::Result<Queue> {
         let options = QueueDeclareOptions {
             durable: true,
             ..Default::default()
@@ -69,6 +69,5 @@ impl AmqpSettings {
         channel
             .queue_declare(&self.queue, options, FieldTable::default())
             .await
-            .map(drop)
     }
 }

@@ -162,6 +162,17 @@ impl TestQueue {
     }
 }
 
+impl TestQueue {
+    /// Messages ready in the queue (neither delivered nor unacknowledged).
+    pub async fn message_count(&self) -> u32 {
+        let connection = self.settings.connect("test").await.unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        let queue = self.settings.declare_queue(&channel).await.unwrap();
+        connection.close(200, "done").await.unwrap();
+        queue.message_count()
+    }
+}
+
 impl Default for TestQueue {
     fn default() -> Self {
         Self::new()
@@ -235,33 +246,58 @@ where
     }
 }
 
+/// A future that completes when its [`Background`] task is told to stop.
+pub type StopSignal = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Work running on its own task until told to stop, such as a server or
+/// billing-app's consumer.
+pub struct Background {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Background {
+    pub fn spawn<F, Fut>(work: F) -> Self
+    where
+        F: FnOnce(StopSignal) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(work(Box::pin(async {
+            let _ = stopped.await;
+        })));
+        Background { stop, task }
+    }
+
+    /// Tells the work to stop and waits until it has.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
+}
+
 /// An HTTP server on a free local port, for the gateway to forward to.
 pub struct TestServer {
     pub port: u16,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    serving: Background,
 }
 
 impl TestServer {
     pub async fn start(router: Router) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
+        let serving = Background::spawn(|stopped| async move {
             axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
+                .with_graceful_shutdown(stopped)
                 .await
                 .unwrap();
         });
-        TestServer { port, stop, task }
+        TestServer { port, serving }
     }
 
     /// Stops accepting, closes idle connections, and waits for the rest.
     pub async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap();
+        self.serving.stop().await;
     }
 }
 
