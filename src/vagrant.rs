@@ -7,7 +7,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::process::{Command, ProcessError, Runner, Stdout};
+use crate::error::Failure;
+use crate::process::{Command, FailureKind, ProcessError, Runner, Stdout};
 use crate::state::State;
 
 /// Where K3s writes the admin kubeconfig on the master.
@@ -69,13 +70,27 @@ impl Vagrant {
         }
     }
 
-    async fn run(&self, step: &str, args: &[&str], stdout: Stdout) -> Result<String, ProcessError> {
+    /// Runs one vagrant command. A vagrant killed by a signal was stopped from
+    /// outside (Ctrl-C reaches it along with this process): that is an
+    /// interruption, which the same command resumes, not a failed step.
+    async fn run(&self, step: &str, args: &[&str], stdout: Stdout) -> anyhow::Result<String> {
         let command = self.base.clone().args(args.iter().copied());
-        self.runner.run(step, command, stdout).await
+        match self.runner.run(step, command, stdout).await {
+            Err(
+                err @ ProcessError {
+                    kind: FailureKind::Exited(None),
+                    ..
+                },
+            ) => {
+                // The failure goes inside, where the exit code is looked for.
+                Err(anyhow::Error::new(Failure::Interrupted).context(err))
+            }
+            result => Ok(result?),
+        }
     }
 
     /// Every machine of the Vagrantfile and its state.
-    pub async fn status(&self) -> Result<Vec<Machine>, ProcessError> {
+    pub async fn status(&self) -> anyhow::Result<Vec<Machine>> {
         let out = self
             .run(
                 "vagrant status",
@@ -87,7 +102,7 @@ impl Vagrant {
     }
 
     /// Whether the configured box is installed for the configured provider.
-    pub async fn has_box(&self) -> Result<bool, ProcessError> {
+    pub async fn has_box(&self) -> anyhow::Result<bool> {
         let out = self
             .run("vagrant box list", &["box", "list"], Stdout::Capture)
             .await?;
@@ -95,32 +110,32 @@ impl Vagrant {
     }
 
     /// Downloads the box once, so that concurrent `up`s do not race to add it.
-    pub async fn add_box(&self, step: &str) -> Result<(), ProcessError> {
+    pub async fn add_box(&self, step: &str) -> anyhow::Result<()> {
         let args = ["box", "add", "--provider", self.provider, &self.box_name];
         self.run(step, &args, Stdout::Log).await.map(drop)
     }
 
     /// Boots (creating if needed) one machine without provisioning it.
-    pub async fn up(&self, step: &str, machine: &str) -> Result<(), ProcessError> {
+    pub async fn up(&self, step: &str, machine: &str) -> anyhow::Result<()> {
         self.run(step, &["up", "--no-provision", machine], Stdout::Log)
             .await
             .map(drop)
     }
 
-    pub async fn provision(&self, step: &str, machine: &str) -> Result<(), ProcessError> {
+    pub async fn provision(&self, step: &str, machine: &str) -> anyhow::Result<()> {
         self.run(step, &["provision", machine], Stdout::Log)
             .await
             .map(drop)
     }
 
-    pub async fn halt(&self, step: &str, machine: &str) -> Result<(), ProcessError> {
+    pub async fn halt(&self, step: &str, machine: &str) -> anyhow::Result<()> {
         self.run(step, &["halt", machine], Stdout::Log)
             .await
             .map(drop)
     }
 
     /// Destroys every machine of the Vagrantfile.
-    pub async fn destroy(&self, step: &str) -> Result<(), ProcessError> {
+    pub async fn destroy(&self, step: &str) -> anyhow::Result<()> {
         self.run(step, &["destroy", "-f"], Stdout::Log)
             .await
             .map(drop)
@@ -128,7 +143,7 @@ impl Vagrant {
 
     /// The master's admin kubeconfig. It holds credentials: it is captured,
     /// never logged.
-    pub async fn master_kubeconfig(&self, step: &str) -> Result<String, ProcessError> {
+    pub async fn master_kubeconfig(&self, step: &str) -> anyhow::Result<String> {
         let script = format!("sudo cat {K3S_KUBECONFIG}");
         self.run(step, &["ssh", "master", "-c", &script], Stdout::Capture)
             .await

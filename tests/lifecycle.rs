@@ -1,0 +1,562 @@
+//! The cluster commands as a user runs them, against a fake `vagrant` (see
+//! `support/vagrant.rs`). The master's address is 127.0.0.2, where no API
+//! server listens, so `create` and `start` get as far as the node wait and
+//! fail there: the whole path up to it is checked here, the rest against
+//! kube-sim in `lifecycle_kube_sim.rs`.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::vagrant::Sandbox;
+use support::{FakeBin, mode};
+
+const CONFIG: &str = "[cluster]\nmaster_ip = \"127.0.0.2\"\nready_timeout_secs = 1\n\n[deploy]\nnamespace = \"shop\"\n";
+
+/// A user kubeconfig with a context of its own that must survive.
+const USER_KUBECONFIG: &str = "\
+apiVersion: v1
+kind: Config
+clusters:
+- name: work
+  cluster: {server: 'https://work.example:443'}
+users:
+- name: work-admin
+  user: {token: work-token}
+contexts:
+- name: work
+  context: {cluster: work, user: work-admin}
+current-context: work
+";
+
+fn user_kubeconfig_with_other_context(sandbox: &Sandbox) {
+    std::fs::create_dir_all(sandbox.user_kubeconfig().parent().unwrap()).unwrap();
+    std::fs::write(sandbox.user_kubeconfig(), USER_KUBECONFIG).unwrap();
+}
+
+fn yaml(text: &str) -> serde_yaml::Value {
+    serde_yaml::from_str(text).unwrap()
+}
+
+fn context_names(doc: &serde_yaml::Value) -> Vec<String> {
+    doc["contexts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn doctor_finds_every_tool() {
+    let sandbox = Sandbox::new(CONFIG);
+    let calls = sandbox.root.join("calls");
+    sandbox.bin.recorder("docker", &calls);
+    sandbox.bin.recorder("kubectl", &calls);
+    let run = sandbox.run(&["doctor"]);
+    run.expect_code(0);
+    let out = run.stdout();
+    for tool in ["vagrant", "VirtualBox", "docker", "kubectl"] {
+        assert!(out.contains(&format!("ok       {tool}")), "{out}");
+    }
+    assert!(out.contains("all prerequisites found"), "{out}");
+    assert!(!calls.exists(), "doctor must only look the tools up");
+}
+
+#[test]
+fn doctor_names_what_is_missing_and_how_to_install_it() {
+    let sandbox = Sandbox::new("[cluster]\nprovider = \"libvirt\"\n");
+    let run = sandbox.run(&["doctor"]);
+    run.expect_code(3);
+    assert!(
+        run.stdout().contains("ok       vagrant"),
+        "{}",
+        run.stdout()
+    );
+    assert!(
+        run.stdout().contains("missing  libvirt"),
+        "{}",
+        run.stdout()
+    );
+    let err = run.stderr();
+    assert!(err.contains("libvirt (`virsh` not found on PATH)"), "{err}");
+    assert!(
+        err.contains("vagrant plugin install vagrant-libvirt"),
+        "{err}"
+    );
+    assert!(err.contains("docker (`docker` not found on PATH)"), "{err}");
+    assert!(err.contains("docs.docker.com"), "{err}");
+    assert!(
+        err.contains("kubectl (`kubectl` not found on PATH)"),
+        "{err}"
+    );
+    assert!(!err.contains("VirtualBox"), "{err}");
+}
+
+#[test]
+fn create_without_the_provider_changes_nothing() {
+    let sandbox = Sandbox::new(CONFIG);
+    std::fs::remove_file(sandbox.bin.path().join("VBoxManage")).unwrap();
+    let run = sandbox.run(&["create"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr()
+            .contains("VirtualBox (`VBoxManage` not found on PATH)"),
+        "{}",
+        run.stderr()
+    );
+    assert!(sandbox.vagrant_calls().is_empty());
+    assert!(!sandbox.project.join(".orchestrator").exists());
+}
+
+#[test]
+fn create_without_vagrant_changes_nothing() {
+    let sandbox = Sandbox::new(CONFIG);
+    std::fs::remove_file(sandbox.bin.path().join("vagrant")).unwrap();
+    let run = sandbox.run(&["create"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr()
+            .contains("vagrant (`vagrant` not found on PATH)"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("developer.hashicorp.com/vagrant"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!sandbox.project.join(".orchestrator").exists());
+}
+
+#[test]
+fn create_boots_provisions_and_writes_the_kubeconfigs() {
+    let sandbox = Sandbox::new(CONFIG);
+    user_kubeconfig_with_other_context(&sandbox);
+    let run = sandbox.run(&["create"]);
+    // No API server at 127.0.0.2: everything up to the node wait ran.
+    run.expect_code(4);
+    assert!(
+        run.stderr().contains("did not answer within 1s"),
+        "{}",
+        run.stderr()
+    );
+
+    let calls = sandbox.vagrant_calls();
+    assert_eq!(
+        calls[..3],
+        [
+            "status --machine-readable",
+            "box list",
+            "box add --provider virtualbox bento/ubuntu-24.04"
+        ]
+    );
+    let mut middle = calls[3..7].to_vec();
+    middle[..2].sort();
+    middle[2..].sort();
+    assert_eq!(
+        middle,
+        [
+            "up --no-provision agent",
+            "up --no-provision master",
+            "provision agent",
+            "provision master"
+        ]
+    );
+    assert_eq!(
+        calls[7..],
+        ["ssh master -c sudo cat /etc/rancher/k3s/k3s.yaml"]
+    );
+
+    let env = sandbox.read(&sandbox.vagrant_state.join("env"));
+    let token = sandbox.state_file("token");
+    for line in [
+        "ORCH_AGENTS=1".to_string(),
+        "ORCH_MASTER_IP=127.0.0.2".into(),
+        "ORCH_CPUS=2".into(),
+        "ORCH_MEMORY_MB=2048".into(),
+        "ORCH_BOX=bento/ubuntu-24.04".into(),
+        "ORCH_K3S_VERSION=v1.31.6+k3s1".into(),
+        format!("ORCH_TOKEN_FILE={}", token.display()),
+        "VAGRANT_DEFAULT_PROVIDER=virtualbox".into(),
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line} not in\n{env}");
+    }
+    assert_eq!(
+        sandbox.read(&sandbox.vagrant_state.join("cwd")).trim(),
+        sandbox.project.to_str().unwrap()
+    );
+
+    assert_eq!(mode(&token), 0o600);
+    assert_eq!(sandbox.read(&token).trim().len(), 64);
+
+    let ours_path = sandbox.state_file("kubeconfig");
+    assert_eq!(mode(&ours_path), 0o600);
+    let ours = yaml(&sandbox.read(&ours_path));
+    assert_eq!(
+        ours["clusters"][0]["cluster"]["server"],
+        "https://127.0.0.2:6443"
+    );
+    assert!(ours["clusters"][0]["cluster"]["certificate-authority-data"].is_string());
+    assert_eq!(ours["contexts"][0]["name"], "orchestrator");
+    assert_eq!(ours["contexts"][0]["context"]["namespace"], "shop");
+
+    let user = yaml(&sandbox.read(&sandbox.user_kubeconfig()));
+    assert_eq!(context_names(&user), ["work", "orchestrator"]);
+    assert_eq!(user["current-context"], "work");
+    assert_eq!(user["users"][0]["user"]["token"], "work-token");
+
+    let out = run.stdout();
+    for line in [
+        "boot master: ok",
+        "boot agent: ok",
+        "install K3s: ok",
+        "join agent: ok",
+        "kubeconfig: ok: context orchestrator merged into",
+        "nodes Ready: FAILED",
+    ] {
+        assert!(out.contains(line), "{line:?} not in\n{out}");
+    }
+    assert!(!out.contains("client-key-data") && !run.stderr().contains("client-key-data"));
+    let logs = std::fs::read_dir(sandbox.state_file("logs"))
+        .unwrap()
+        .count();
+    assert!(logs >= 4, "one log per step");
+    assert!(
+        !sandbox
+            .read(&sandbox.state_file("logs/kubeconfig.log"))
+            .contains("client-key-data")
+    );
+}
+
+#[test]
+fn create_sets_our_context_current_only_when_there_was_none() {
+    let sandbox = Sandbox::new(CONFIG);
+    sandbox.run(&["create"]).expect_code(4);
+    let user = yaml(&sandbox.read(&sandbox.user_kubeconfig()));
+    assert_eq!(user["current-context"], "orchestrator");
+    assert_eq!(mode(&sandbox.user_kubeconfig()), 0o600);
+}
+
+#[test]
+fn a_failed_agent_boot_is_reported_and_the_next_create_resumes() {
+    let mut sandbox = Sandbox::new(CONFIG);
+    sandbox.env("FAKE_VAGRANT_FAIL", "up:agent");
+    let run = sandbox.run(&["create"]);
+    run.expect_code(1);
+    let err = run.stderr();
+    assert!(
+        err.contains("boot agent: `vagrant up --no-provision agent` exited with status 1"),
+        "{err}"
+    );
+    assert!(
+        err.contains("| The guest machine entered an invalid state"),
+        "{err}"
+    );
+    assert!(
+        err.contains("full log: ") && err.contains("boot-agent.log"),
+        "{err}"
+    );
+    assert!(
+        run.stdout().contains("boot agent: FAILED"),
+        "{}",
+        run.stdout()
+    );
+    assert!(
+        !sandbox
+            .vagrant_calls()
+            .iter()
+            .any(|c| c.starts_with("provision"))
+    );
+    assert!(!sandbox.state_file("kubeconfig").exists());
+    assert_eq!(sandbox.machine("master"), "running");
+    let token = sandbox.read(&sandbox.state_file("token"));
+
+    sandbox.env("FAKE_VAGRANT_FAIL", "");
+    sandbox.clear_calls();
+    sandbox.run(&["create"]).expect_code(4);
+    let calls = sandbox.vagrant_calls();
+    assert!(
+        calls.contains(&"up --no-provision agent".to_string()),
+        "{calls:?}"
+    );
+    assert!(
+        !calls.contains(&"up --no-provision master".to_string()),
+        "{calls:?}"
+    );
+    assert!(
+        !calls.iter().any(|c| c.starts_with("box add")),
+        "the box came with the first run: {calls:?}"
+    );
+    assert!(calls.contains(&"provision master".to_string()), "{calls:?}");
+    assert!(sandbox.state_file("kubeconfig").exists());
+    assert_eq!(
+        sandbox.read(&sandbox.state_file("token")),
+        token,
+        "the join token is kept"
+    );
+}
+
+#[test]
+fn an_unwritable_user_kubeconfig_is_reported_and_create_resumes_once_fixed() {
+    let mut sandbox = Sandbox::new(CONFIG);
+    // A file where the directory should be: not even root can write there.
+    let blocked = sandbox.home.join("blocked");
+    std::fs::write(&blocked, "").unwrap();
+    let target = blocked.join("config");
+    sandbox.env("KUBECONFIG", target.to_str().unwrap());
+    let run = sandbox.run(&["create"]);
+    run.expect_code(1);
+    let err = run.stderr();
+    assert!(err.contains(&target.display().to_string()), "{err}");
+    assert!(err.contains("Not a directory"), "{err}");
+    assert!(err.contains("run `orchestrator create` again"), "{err}");
+    assert!(
+        run.stdout().contains("kubeconfig: FAILED"),
+        "{}",
+        run.stdout()
+    );
+
+    std::fs::remove_file(&blocked).unwrap();
+    sandbox.clear_calls();
+    sandbox.run(&["create"]).expect_code(4);
+    assert_eq!(
+        sandbox.vagrant_calls(),
+        ["status --machine-readable"],
+        "nothing to redo but the merge"
+    );
+    assert_eq!(
+        context_names(&yaml(&sandbox.read(&target))),
+        ["orchestrator"]
+    );
+}
+
+#[test]
+fn a_user_kubeconfig_that_is_not_yaml_is_left_alone() {
+    let sandbox = Sandbox::new(CONFIG);
+    std::fs::create_dir_all(sandbox.user_kubeconfig().parent().unwrap()).unwrap();
+    let garbage = "clusters: [unclosed\n";
+    std::fs::write(sandbox.user_kubeconfig(), garbage).unwrap();
+    let run = sandbox.run(&["create"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr()
+            .contains("cannot merge the cluster's context into"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(sandbox.read(&sandbox.user_kubeconfig()), garbage);
+    assert_eq!(
+        std::fs::read_dir(sandbox.user_kubeconfig().parent().unwrap())
+            .unwrap()
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn ctrl_c_during_create_exits_130_and_the_next_create_resumes() {
+    use std::os::unix::process::CommandExt;
+    let mut sandbox = Sandbox::new(CONFIG);
+    sandbox.env("FAKE_VAGRANT_DELAY", "3");
+    let child = sandbox
+        .command(&["create"])
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let vagrant_up = || sandbox.vagrant_calls().iter().any(|c| c.starts_with("up"));
+    let started = std::time::Instant::now();
+    while !vagrant_up() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // As a terminal does: SIGINT to the whole foreground process group.
+    let pgid = format!("-{}", child.id());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", "--", &pgid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run the same command again to resume"));
+    assert!(!sandbox.state_file("kubeconfig").exists());
+
+    sandbox.env("FAKE_VAGRANT_DELAY", "0");
+    sandbox.run(&["create"]).expect_code(4);
+    assert!(sandbox.state_file("kubeconfig").exists());
+    assert_eq!(sandbox.machine("agent"), "running");
+}
+
+#[test]
+fn start_needs_a_created_cluster() {
+    let sandbox = Sandbox::new(CONFIG);
+    let run = sandbox.run(&["start"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr().contains("VM master has not been created"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("orchestrator create"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(sandbox.vagrant_calls(), ["status --machine-readable"]);
+}
+
+#[test]
+fn start_boots_halted_machines_without_provisioning() {
+    let sandbox = Sandbox::new(CONFIG);
+    sandbox.run(&["create"]).expect_code(4);
+    sandbox.set_machine("master", "poweroff");
+    sandbox.set_machine("agent", "saved");
+    sandbox.clear_calls();
+    let run = sandbox.run(&["start"]);
+    run.expect_code(4);
+    let mut calls = sandbox.vagrant_calls();
+    calls.sort();
+    assert_eq!(
+        calls,
+        [
+            "status --machine-readable",
+            "up --no-provision agent",
+            "up --no-provision master"
+        ]
+    );
+    assert!(
+        run.stdout().contains("nodes Ready: FAILED"),
+        "{}",
+        run.stdout()
+    );
+}
+
+#[test]
+fn stop_halts_the_agents_then_the_master() {
+    let mut sandbox = Sandbox::new("[cluster]\nagents = 2\n");
+    sandbox.env("FAKE_VAGRANT_DELAY", "0.3");
+    for machine in ["master", "agent", "agent-2"] {
+        sandbox.set_machine(machine, "running");
+    }
+    let run = sandbox.run(&["stop"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout().ends_with("cluster stopped\n"),
+        "{}",
+        run.stdout()
+    );
+    let calls = sandbox.vagrant_calls();
+    assert_eq!(calls[0], "status --machine-readable");
+    let mut agents = calls[1..3].to_vec();
+    agents.sort();
+    assert_eq!(agents, ["halt agent", "halt agent-2"]);
+    assert_eq!(calls[3..], ["halt master"]);
+    for machine in ["master", "agent", "agent-2"] {
+        assert_eq!(sandbox.machine(machine), "poweroff");
+    }
+
+    sandbox.clear_calls();
+    let again = sandbox.run(&["stop"]);
+    again.expect_code(0);
+    assert!(
+        again.stdout().contains("no VM is running"),
+        "{}",
+        again.stdout()
+    );
+    assert_eq!(sandbox.vagrant_calls(), ["status --machine-readable"]);
+}
+
+#[test]
+fn destroy_without_a_terminal_needs_yes() {
+    let sandbox = Sandbox::new(CONFIG);
+    let run = sandbox.run(&["destroy"]);
+    run.expect_code(2);
+    assert!(run.stderr().contains("pass --yes"), "{}", run.stderr());
+    assert!(sandbox.vagrant_calls().is_empty());
+}
+
+#[test]
+fn destroy_removes_the_vms_our_context_and_the_local_state_only() {
+    let sandbox = Sandbox::new(CONFIG);
+    user_kubeconfig_with_other_context(&sandbox);
+    sandbox.run(&["create"]).expect_code(4);
+    std::fs::write(
+        sandbox.state_file("credentials.env"),
+        "INVENTORY_DB_PASSWORD=x\n",
+    )
+    .unwrap();
+    let run = sandbox.run(&["destroy", "--yes"]);
+    run.expect_code(0);
+    let out = run.stdout();
+    assert!(
+        out.contains("removed the orchestrator context from"),
+        "{out}"
+    );
+    assert!(
+        out.contains("credentials.env (the stack's credentials"),
+        "{out}"
+    );
+    assert!(out.ends_with("cluster destroyed\n"), "{out}");
+    assert!(sandbox.vagrant_calls().contains(&"destroy -f".to_string()));
+    assert_eq!(sandbox.machine("master"), "not_created");
+    assert!(!sandbox.state_file("token").exists());
+    assert!(!sandbox.state_file("kubeconfig").exists());
+    assert!(sandbox.state_file("credentials.env").exists());
+    assert_eq!(
+        yaml(&sandbox.read(&sandbox.user_kubeconfig())),
+        yaml(USER_KUBECONFIG)
+    );
+}
+
+#[test]
+fn status_json_shows_the_machines_and_why_there_are_no_nodes() {
+    let sandbox = Sandbox::new("[cluster]\nagents = 2\n");
+    sandbox.set_machine("master", "running");
+    sandbox.set_machine("agent", "poweroff");
+    let run = sandbox.run(&["status", "--json"]);
+    run.expect_code(0);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(
+        json["machines"],
+        serde_json::json!([
+            {"name": "master", "state": "running"},
+            {"name": "agent", "state": "poweroff"},
+            {"name": "agent-2", "state": "not_created"},
+        ])
+    );
+    assert_eq!(json["nodes"], serde_json::json!([]));
+    assert!(
+        json["api_error"]
+            .as_str()
+            .unwrap()
+            .contains("orchestrator create"),
+        "{json}"
+    );
+
+    let text = sandbox.run(&["status"]);
+    text.expect_code(0);
+    assert!(
+        text.stdout().contains("  agent      poweroff"),
+        "{}",
+        text.stdout()
+    );
+}
+
+#[test]
+fn fake_bin_is_the_whole_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = FakeBin::new(dir.path());
+    assert!(bin.path().join("sh").exists());
+    assert!(!bin.path().join("vagrant").exists());
+}
