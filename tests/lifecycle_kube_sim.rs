@@ -1,0 +1,223 @@
+//! The node wait and the whole cluster lifecycle against a real API server:
+//! kube-sim, whose nodes `master` and `agent` are Ready. The fake `vagrant`
+//! hands out kube-sim's kubeconfig as the master's `k3s.yaml`, and the master's
+//! address is 127.0.0.1, so the rewritten kubeconfig still reaches kube-sim.
+//!
+//! Run with: `KUBE_SIM_KUBECONFIG=/tmp/kube-sim/kubeconfig cargo test --test lifecycle_kube_sim -- --ignored`
+
+mod support;
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use orchestrator::nodes;
+use support::vagrant::Sandbox;
+
+fn kube_sim_kubeconfig() -> Option<PathBuf> {
+    let path = std::env::var_os("KUBE_SIM_KUBECONFIG").map(PathBuf::from);
+    if path.is_none() {
+        eprintln!("KUBE_SIM_KUBECONFIG is not set: skipped");
+    }
+    path
+}
+
+async fn kube_sim_client(path: &PathBuf) -> kube::Client {
+    let kubeconfig = Kubeconfig::read_from(path).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test]
+#[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
+async fn ready_nodes_end_the_wait_at_once() {
+    let Some(path) = kube_sim_kubeconfig() else {
+        return;
+    };
+    let client = kube_sim_client(&path).await;
+    let seen = Mutex::new(Vec::new());
+    nodes::wait_ready(
+        client,
+        &names(&["master", "agent"]),
+        Duration::from_secs(20),
+        |ready, total| {
+            seen.lock().unwrap().push(format!("{ready}/{total}"));
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(seen.into_inner().unwrap(), ["2/2"]);
+}
+
+#[tokio::test]
+#[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
+async fn a_node_that_never_registers_times_out_by_name() {
+    let Some(path) = kube_sim_kubeconfig() else {
+        return;
+    };
+    let client = kube_sim_client(&path).await;
+    let wanted = names(&["master", "agent", "agent-2"]);
+    let err = nodes::wait_ready(client, &wanted, Duration::from_secs(2), |_, _| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nodes not Ready after 2s"), "{err}");
+    assert!(err.contains("  agent-2: not registered"), "{err}");
+    assert!(
+        !err.contains("  master:") && !err.contains("  agent:"),
+        "{err}"
+    );
+}
+
+fn sandbox(path: &PathBuf, agents: u8) -> Sandbox {
+    let config = format!(
+        "[cluster]\nagents = {agents}\nmaster_ip = \"127.0.0.1\"\nready_timeout_secs = 5\n\n[deploy]\nnamespace = \"shop\"\n"
+    );
+    let mut sandbox = Sandbox::new(&config);
+    sandbox.env("FAKE_VAGRANT_K3S_YAML", path.to_str().unwrap());
+    sandbox
+}
+
+#[test]
+#[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
+fn create_create_stop_start_status_destroy() {
+    let Some(path) = kube_sim_kubeconfig() else {
+        return;
+    };
+    let sandbox = sandbox(&path, 1);
+    std::fs::create_dir_all(sandbox.user_kubeconfig().parent().unwrap()).unwrap();
+    std::fs::write(
+        sandbox.user_kubeconfig(),
+        "apiVersion: v1\nkind: Config\nclusters: []\nusers: []\ncontexts:\n- name: other\n  context: {cluster: x, user: y}\ncurrent-context: other\n",
+    )
+    .unwrap();
+
+    let created = sandbox.run(&["create"]);
+    created.expect_code(0);
+    assert!(
+        created.stdout().ends_with("cluster created\n"),
+        "{}",
+        created.stdout()
+    );
+    assert!(
+        created.stdout().contains("nodes Ready: 2/2 Ready"),
+        "{}",
+        created.stdout()
+    );
+    let ours: serde_yaml::Value =
+        serde_yaml::from_str(&sandbox.read(&sandbox.state_file("kubeconfig"))).unwrap();
+    assert_eq!(
+        ours["clusters"][0]["cluster"]["server"],
+        "https://127.0.0.1:6443"
+    );
+    assert_eq!(
+        ours["clusters"][0]["cluster"]["certificate-authority"],
+        "/tmp/kube-sim/pki/ca.crt"
+    );
+
+    sandbox.clear_calls();
+    let again = sandbox.run(&["create"]);
+    again.expect_code(0);
+    assert!(
+        again.stdout().contains("cluster created (already running"),
+        "{}",
+        again.stdout()
+    );
+    assert_eq!(sandbox.vagrant_calls(), ["status --machine-readable"]);
+
+    let stopped = sandbox.run(&["stop"]);
+    stopped.expect_code(0);
+    assert!(stopped.stdout().ends_with("cluster stopped\n"));
+    assert_eq!(sandbox.machine("master"), "poweroff");
+
+    sandbox.clear_calls();
+    let started = sandbox.run(&["start"]);
+    started.expect_code(0);
+    assert!(
+        started.stdout().ends_with("cluster started\n"),
+        "{}",
+        started.stdout()
+    );
+    let mut calls = sandbox.vagrant_calls();
+    calls.sort();
+    assert_eq!(
+        calls,
+        [
+            "status --machine-readable",
+            "up --no-provision agent",
+            "up --no-provision master"
+        ]
+    );
+
+    let status = sandbox.run(&["status", "--json"]);
+    status.expect_code(0);
+    let json: serde_json::Value = serde_json::from_str(&status.stdout()).unwrap();
+    assert_eq!(
+        json["machines"][1],
+        serde_json::json!({"name": "agent", "state": "running"})
+    );
+    let nodes: Vec<(String, bool)> = json["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap().to_string(),
+                n["ready"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        nodes,
+        [("agent".to_string(), true), ("master".to_string(), true)]
+    );
+    assert!(
+        json["api"]
+            .as_str()
+            .unwrap()
+            .contains("https://127.0.0.1:6443"),
+        "{json}"
+    );
+    let text = sandbox.run(&["status"]);
+    assert!(
+        text.stdout().contains("master     Ready"),
+        "{}",
+        text.stdout()
+    );
+
+    let destroyed = sandbox.run(&["destroy", "--yes"]);
+    destroyed.expect_code(0);
+    assert!(destroyed.stdout().ends_with("cluster destroyed\n"));
+    let user: serde_yaml::Value =
+        serde_yaml::from_str(&sandbox.read(&sandbox.user_kubeconfig())).unwrap();
+    assert_eq!(user["contexts"].as_sequence().unwrap().len(), 1);
+    assert_eq!(user["contexts"][0]["name"], "other");
+    assert_eq!(user["current-context"], "other");
+    assert!(!sandbox.state_file("kubeconfig").exists());
+}
+
+#[test]
+#[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
+fn create_names_the_node_that_never_becomes_ready() {
+    let Some(path) = kube_sim_kubeconfig() else {
+        return;
+    };
+    let sandbox = sandbox(&path, 2);
+    let run = sandbox.run(&["create"]);
+    run.expect_code(1);
+    let err = run.stderr();
+    assert!(err.contains("nodes not Ready after 5s"), "{err}");
+    assert!(err.contains("agent-2: not registered"), "{err}");
+    assert!(
+        run.stdout().contains("nodes Ready: 2/3 Ready"),
+        "{}",
+        run.stdout()
+    );
+}
