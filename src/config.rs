@@ -117,7 +117,9 @@ impl ClusterConfig {
             1 => "agent".to_string(),
             n => format!("agent-{n}"),
         });
-        std::iter::once("master".to_string()).chain(agents).collect()
+        std::iter::once("master".to_string())
+            .chain(agents)
+            .collect()
     }
 }
 
@@ -138,9 +140,8 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Loaded> {
     };
     let mut config = match file {
         Some(file) => {
-            let text = std::fs::read_to_string(file).map_err(|err| {
-                Failure::Usage(format!("cannot read {}: {err}", file.display()))
-            })?;
+            let text = std::fs::read_to_string(file)
+                .map_err(|err| Failure::Usage(format!("cannot read {}: {err}", file.display())))?;
             parse(&text).map_err(|msg| Failure::Usage(format!("{}:{msg}", file.display())))?
         }
         None => Config::default(),
@@ -186,7 +187,10 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         let cluster = &self.cluster;
         if !(1..=9).contains(&cluster.agents) {
-            return Err(format!("cluster.agents must be 1 to 9, not {}", cluster.agents));
+            return Err(format!(
+                "cluster.agents must be 1 to 9, not {}",
+                cluster.agents
+            ));
         }
         let last_octet = cluster.master_ip.octets()[3];
         if last_octet == 0 || u16::from(last_octet) + u16::from(cluster.agents) > 254 {
@@ -196,7 +200,9 @@ impl Config {
             ));
         }
         if cluster.cpus == 0 || cluster.memory_mb < 1024 {
-            return Err("cluster.cpus must be at least 1 and cluster.memory_mb at least 1024".into());
+            return Err(
+                "cluster.cpus must be at least 1 and cluster.memory_mb at least 1024".into(),
+            );
         }
         if !cluster.k3s_version.starts_with('v') || !cluster.k3s_version.contains("+k3s") {
             return Err(format!(

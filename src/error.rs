@@ -41,7 +41,9 @@ impl fmt::Display for Failure {
             Failure::Usage(msg) | Failure::MissingTool(msg) | Failure::Unreachable(msg) => {
                 f.write_str(msg)
             }
-            Failure::Interrupted => f.write_str("interrupted; run the same command again to resume"),
+            Failure::Interrupted => {
+                f.write_str("interrupted; run the same command again to resume")
+            }
         }
     }
 }

@@ -38,8 +38,9 @@ pub async fn connect(target: &Target) -> anyhow::Result<Connection> {
             std::env::var("KUBECONFIG").unwrap_or_else(|_| "~/.kube/config".into()),
         ),
     };
-    let kubeconfig = kubeconfig
-        .map_err(|err| Failure::Unreachable(format!("cannot read the kubeconfig {source}: {err}")))?;
+    let kubeconfig = kubeconfig.map_err(|err| {
+        Failure::Unreachable(format!("cannot read the kubeconfig {source}: {err}"))
+    })?;
     let context = target.context.clone().or_else(|| {
         kubeconfig
             .contexts
@@ -58,10 +59,15 @@ pub async fn connect(target: &Target) -> anyhow::Result<Connection> {
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|err| {
-            Failure::Unreachable(format!("kubeconfig {source}, context {shown_context}: {err}"))
+            Failure::Unreachable(format!(
+                "kubeconfig {source}, context {shown_context}: {err}"
+            ))
         })?;
     config.connect_timeout = Some(Duration::from_secs(5));
-    let description = format!("context {shown_context} in {source} ({})", config.cluster_url);
+    let description = format!(
+        "context {shown_context} in {source} ({})",
+        config.cluster_url
+    );
     let default_namespace = config.default_namespace.clone();
     let client = kube::Client::try_from(config)
         .map_err(|err| Failure::Unreachable(format!("{description}: {err}")))?;

@@ -99,14 +99,25 @@ impl Runner {
     pub fn log_path(&self, step: &str) -> PathBuf {
         let slug: String = step
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
             .collect();
         self.logs_dir.join(format!("{slug}.log"))
     }
 
     /// Runs `command` as `step` on a blocking thread; returns its standard output
     /// when `stdout` is `Capture`, else an empty string.
-    pub async fn run(&self, step: &str, command: Command, stdout: Stdout) -> Result<String, ProcessError> {
+    pub async fn run(
+        &self,
+        step: &str,
+        command: Command,
+        stdout: Stdout,
+    ) -> Result<String, ProcessError> {
         let runner = self.clone();
         let step = step.to_string();
         tokio::task::spawn_blocking(move || runner.run_blocking(&step, &command, stdout))
@@ -114,7 +125,12 @@ impl Runner {
             .expect("a process-runner thread panicked")
     }
 
-    pub fn run_blocking(&self, step: &str, command: &Command, stdout: Stdout) -> Result<String, ProcessError> {
+    pub fn run_blocking(
+        &self,
+        step: &str,
+        command: &Command,
+        stdout: Stdout,
+    ) -> Result<String, ProcessError> {
         let log = self.log_path(step);
         let failure = |kind| ProcessError {
             step: step.to_string(),
@@ -123,13 +139,16 @@ impl Runner {
             tail: tail_of(&log),
             log: log.clone(),
         };
-        std::fs::create_dir_all(&self.logs_dir).map_err(|err| failure(FailureKind::CouldNotStart(err)))?;
+        std::fs::create_dir_all(&self.logs_dir)
+            .map_err(|err| failure(FailureKind::CouldNotStart(err)))?;
         let expr = command.expression().stderr_path(&log);
         let expr = match stdout {
             Stdout::Log => expr.stderr_to_stdout().stdout_path(&log),
             Stdout::Capture => expr.stdout_capture(),
         };
-        let output = expr.run().map_err(|err| failure(FailureKind::CouldNotStart(err)))?;
+        let output = expr
+            .run()
+            .map_err(|err| failure(FailureKind::CouldNotStart(err)))?;
         if !output.status.success() {
             return Err(failure(FailureKind::Exited(output.status.code())));
         }
@@ -139,7 +158,10 @@ impl Runner {
 
 fn tail_of(log: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().filter(|line| !line.trim().is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
     lines[lines.len().saturating_sub(TAIL_LINES)..]
         .iter()
         .map(|line| line.to_string())
@@ -165,15 +187,21 @@ pub struct ProcessError {
 impl fmt::Display for ProcessError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            FailureKind::CouldNotStart(err) => {
-                write!(f, "{}: could not start `{}`: {err}", self.step, self.command)?
-            }
-            FailureKind::Exited(Some(code)) => {
-                write!(f, "{}: `{}` exited with status {code}", self.step, self.command)?
-            }
-            FailureKind::Exited(None) => {
-                write!(f, "{}: `{}` was killed by a signal", self.step, self.command)?
-            }
+            FailureKind::CouldNotStart(err) => write!(
+                f,
+                "{}: could not start `{}`: {err}",
+                self.step, self.command
+            )?,
+            FailureKind::Exited(Some(code)) => write!(
+                f,
+                "{}: `{}` exited with status {code}",
+                self.step, self.command
+            )?,
+            FailureKind::Exited(None) => write!(
+                f,
+                "{}: `{}` was killed by a signal",
+                self.step, self.command
+            )?,
         }
         if !self.tail.is_empty() {
             write!(f, "\n  last lines:")?;
@@ -196,7 +224,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let runner = Runner::new(dir.path());
         let cmd = Command::new("sh").args(["-c", "echo out; echo err >&2"]);
-        let out = runner.run_blocking("say hello", &cmd, Stdout::Capture).unwrap();
+        let out = runner
+            .run_blocking("say hello", &cmd, Stdout::Capture)
+            .unwrap();
         assert_eq!(out, "out\n");
         let log = std::fs::read_to_string(dir.path().join("say-hello.log")).unwrap();
         assert_eq!(log, "err\n");
@@ -206,8 +236,11 @@ mod tests {
     fn failure_names_step_status_and_tail() {
         let dir = tempfile::tempdir().unwrap();
         let runner = Runner::new(dir.path());
-        let cmd = Command::new("sh").args(["-c", "for i in $(seq 30); do echo line $i; done; exit 7"]);
-        let err = runner.run_blocking("boot agent", &cmd, Stdout::Log).unwrap_err();
+        let cmd =
+            Command::new("sh").args(["-c", "for i in $(seq 30); do echo line $i; done; exit 7"]);
+        let err = runner
+            .run_blocking("boot agent", &cmd, Stdout::Log)
+            .unwrap_err();
         assert!(matches!(err.kind, FailureKind::Exited(Some(7))));
         assert_eq!(err.tail.len(), TAIL_LINES);
         assert_eq!(err.tail.last().unwrap(), "line 30");

@@ -11,7 +11,11 @@ pub enum Event {
     /// Its state changed, e.g. "waiting: 0/1 ready".
     Progress { id: String, message: String },
     /// It ended, well or not, with a last word.
-    Finished { id: String, ok: bool, message: String },
+    Finished {
+        id: String,
+        ok: bool,
+        message: String,
+    },
     /// A line worth a user's attention.
     Note(String),
     /// Something that did not stop the work but may matter.

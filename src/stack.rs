@@ -52,14 +52,24 @@ pub async fn status(client: &kube::Client, namespace: &str) -> anyhow::Result<St
         .map(|d| Workload {
             kind: "Deployment".into(),
             name: d.metadata.name.clone().unwrap_or_default(),
-            ready: d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
+            ready: d
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0),
             desired: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
         })
-        .chain(stateful_sets.items.iter().map(|s| Workload {
-            kind: "StatefulSet".into(),
-            name: s.metadata.name.clone().unwrap_or_default(),
-            ready: s.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
-            desired: s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+        .chain(stateful_sets.items.iter().map(|s| {
+            Workload {
+                kind: "StatefulSet".into(),
+                name: s.metadata.name.clone().unwrap_or_default(),
+                ready: s
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.ready_replicas)
+                    .unwrap_or(0),
+                desired: s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+            }
         }))
         .collect();
     workloads.sort_by(|a, b| a.name.cmp(&b.name));
@@ -104,7 +114,14 @@ pub fn load_balancer_url(service: &Service) -> Option<String> {
         return None;
     }
     let port = spec.ports.as_ref()?.first()?.port;
-    let ingress = service.status.as_ref()?.load_balancer.as_ref()?.ingress.as_ref()?.first()?;
+    let ingress = service
+        .status
+        .as_ref()?
+        .load_balancer
+        .as_ref()?
+        .ingress
+        .as_ref()?
+        .first()?;
     let address = ingress.ip.as_ref().or(ingress.hostname.as_ref())?;
     Some(format!("http://{address}:{port}"))
 }
@@ -119,11 +136,17 @@ mod tests {
             "spec: {type: LoadBalancer, ports: [{port: 3000}]}\nstatus: {loadBalancer: {ingress: [{ip: 10.0.0.10}]}}",
         )
         .unwrap();
-        assert_eq!(load_balancer_url(&with).as_deref(), Some("http://10.0.0.10:3000"));
-        let pending: Service =
-            serde_yaml::from_str("spec: {type: LoadBalancer, ports: [{port: 3000}]}\nstatus: {loadBalancer: {}}").unwrap();
+        assert_eq!(
+            load_balancer_url(&with).as_deref(),
+            Some("http://10.0.0.10:3000")
+        );
+        let pending: Service = serde_yaml::from_str(
+            "spec: {type: LoadBalancer, ports: [{port: 3000}]}\nstatus: {loadBalancer: {}}",
+        )
+        .unwrap();
         assert_eq!(load_balancer_url(&pending), None);
-        let cluster_ip: Service = serde_yaml::from_str("spec: {type: ClusterIP, ports: [{port: 80}]}").unwrap();
+        let cluster_ip: Service =
+            serde_yaml::from_str("spec: {type: ClusterIP, ports: [{port: 80}]}").unwrap();
         assert_eq!(load_balancer_url(&cluster_ip), None);
     }
 }

@@ -119,8 +119,9 @@ impl Reporter for Live {
         let mut tasks = self.tasks.lock().unwrap();
         match event {
             Event::Started { id, label } => {
-                let style = ProgressStyle::with_template("{spinner} {prefix}: {wide_msg} {elapsed:>4}")
-                    .expect("valid template");
+                let style =
+                    ProgressStyle::with_template("{spinner} {prefix}: {wide_msg} {elapsed:>4}")
+                        .expect("valid template");
                 let bar = self.bars.add(ProgressBar::new_spinner().with_style(style));
                 bar.set_prefix(label.clone());
                 bar.set_message("started");
@@ -134,7 +135,11 @@ impl Reporter for Live {
             }
             Event::Finished { id, ok, message } => {
                 if let Some((bar, label)) = tasks.remove(&id) {
-                    let mark = if ok { paint(32, "✓") } else { paint(31, "✗") };
+                    let mark = if ok {
+                        paint(32, "✓")
+                    } else {
+                        paint(31, "✗")
+                    };
                     let took = seconds(bar.elapsed());
                     bar.set_style(ProgressStyle::with_template("{msg}").expect("valid template"));
                     bar.finish_with_message(format!("{mark} {label}: {message} ({took})"));
@@ -144,7 +149,9 @@ impl Reporter for Live {
                 let _ = self.bars.println(message);
             }
             Event::Warning(message) => {
-                let _ = self.bars.println(format!("{} {message}", paint(33, "warning:")));
+                let _ = self
+                    .bars
+                    .println(format!("{} {message}", paint(33, "warning:")));
             }
         }
     }

@@ -9,13 +9,10 @@ use crate::cli::DeployArgs;
 
 pub async fn run(ctx: &Context, args: DeployArgs) -> anyhow::Result<()> {
     let project = super::project(ctx);
-    if !args.dry_run && !(args.skip_build && args.skip_push) {
-        orchestrator::prereq::require(&[orchestrator::prereq::Tool::Docker])?;
-    }
-    let connection = kubeapi::connect(&args.target.into()).await?;
-    let cluster = Cluster::new(connection.client, &ctx.config.deploy.namespace);
     let runner = Runner::new(ctx.state.logs());
     if args.dry_run {
+        let connection = kubeapi::connect(&args.target.into()).await?;
+        let cluster = Cluster::new(connection.client, &ctx.config.deploy.namespace);
         let plan = deploy::plan(&project, &cluster, args.only.as_deref(), &runner).await?;
         plan::print(&plan);
         println!("dry run: the API server accepted every object; nothing was changed");
@@ -27,8 +24,20 @@ pub async fn run(ctx: &Context, args: DeployArgs) -> anyhow::Result<()> {
         only: args.only,
         timeout: Duration::from_secs(args.timeout.unwrap_or(ctx.config.deploy.timeout_secs)),
     };
-    ctx.reporter.note(&format!("deploying to {}", connection.description));
-    let outcome = deploy::deploy(&project, &cluster, &options, &runner, ctx.reporter.as_ref()).await?;
+    let release = deploy::prepare(&project, &options, &runner).await?;
+    let connection = kubeapi::connect(&args.target.into()).await?;
+    let cluster = Cluster::new(connection.client, &ctx.config.deploy.namespace);
+    ctx.reporter
+        .note(&format!("deploying to {}", connection.description));
+    let outcome = deploy::deploy(
+        &project,
+        release,
+        &cluster,
+        &options,
+        &runner,
+        ctx.reporter.as_ref(),
+    )
+    .await?;
     println!(
         "deployed {} objects in {} waves in {:.1}s{}",
         outcome.objects,

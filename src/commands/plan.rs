@@ -11,7 +11,10 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> anyhow::Result<()> {
     let cluster = Cluster::new(connection.client, &ctx.config.deploy.namespace);
     let runner = Runner::new(ctx.state.logs());
     let plan = deploy::plan(&project, &cluster, None, &runner).await?;
-    println!("plan for namespace {} on {}", ctx.config.deploy.namespace, connection.description);
+    println!(
+        "plan for namespace {} on {}",
+        ctx.config.deploy.namespace, connection.description
+    );
     print(&plan);
     Ok(())
 }

@@ -10,7 +10,8 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, LogParams, Patch, PatchParams,
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, LogParams, Patch,
+    PatchParams,
 };
 use kube::discovery::Scope;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -90,7 +91,11 @@ impl Cluster {
     }
 
     /// The API of a kind (discovered once), and whether it is namespaced.
-    async fn api(&self, api_version: &str, kind: &str) -> anyhow::Result<(Api<DynamicObject>, bool)> {
+    async fn api(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> anyhow::Result<(Api<DynamicObject>, bool)> {
         let key = (api_version.to_string(), kind.to_string());
         let mut cache = self.resources.lock().await;
         if !cache.contains_key(&key) {
@@ -98,8 +103,13 @@ impl Cluster {
             let gvk = GroupVersionKind::gvk(group, version, kind);
             let (resource, capabilities) = kube::discovery::pinned_kind(&self.client, &gvk)
                 .await
-                .with_context(|| format!("the API server does not serve {kind} in {api_version}"))?;
-            cache.insert(key.clone(), (resource, capabilities.scope == Scope::Namespaced));
+                .with_context(|| {
+                format!("the API server does not serve {kind} in {api_version}")
+            })?;
+            cache.insert(
+                key.clone(),
+                (resource, capabilities.scope == Scope::Namespaced),
+            );
         }
         let (resource, namespaced) = cache[&key].clone();
         let api = if namespaced {
@@ -127,9 +137,19 @@ impl Cluster {
         let (api, _) = self.api(&manifest.api_version, &manifest.kind).await?;
         let mut params = PatchParams::apply(MANAGER).force();
         params.dry_run = dry_run;
-        api.patch(&manifest.name, &params, &Patch::Apply(self.prepared(manifest)))
-            .await
-            .with_context(|| format!("{} ({}) was refused by the API server", manifest.key(), manifest.file))
+        api.patch(
+            &manifest.name,
+            &params,
+            &Patch::Apply(self.prepared(manifest)),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "{} ({}) was refused by the API server",
+                manifest.key(),
+                manifest.file
+            )
+        })
     }
 
     /// What applying the manifest would do, asked of the server by a dry run.
@@ -141,7 +161,11 @@ impl Cluster {
             return Ok(Change::Create);
         };
         let after = self.apply(manifest, true).await?;
-        Ok(if comparable(&live) == comparable(&after) { Change::Unchanged } else { Change::Update })
+        Ok(if comparable(&live) == comparable(&after) {
+            Change::Unchanged
+        } else {
+            Change::Update
+        })
     }
 
     /// Objects carrying our label, of the manifests' kinds and the usual ones,
@@ -161,13 +185,21 @@ impl Cluster {
                 let Ok((api, true)) = self.api(api_version, kind).await else {
                     return Ok(Vec::new()); // not served here, or not namespaced: nothing to prune
                 };
-                let list = api.list_metadata(&ListParams::default().labels(&selector)).await?;
+                let list = api
+                    .list_metadata(&ListParams::default().labels(&selector))
+                    .await?;
                 Ok::<_, anyhow::Error>(
                     list.items
                         .into_iter()
                         .filter_map(|o| o.metadata.name)
-                        .filter(|name| !manifests.iter().any(|m| &m.kind == kind && &m.name == name))
-                        .map(|name| Orphan { api_version: api_version.clone(), kind: kind.clone(), name })
+                        .filter(|name| {
+                            !manifests.iter().any(|m| &m.kind == kind && &m.name == name)
+                        })
+                        .map(|name| Orphan {
+                            api_version: api_version.clone(),
+                            kind: kind.clone(),
+                            name,
+                        })
                         .collect(),
                 )
             }
@@ -181,7 +213,9 @@ impl Cluster {
         match api.delete(&orphan.name, &DeleteParams::background()).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-            Err(err) => Err(err).with_context(|| format!("cannot prune {}/{}", orphan.kind, orphan.name)),
+            Err(err) => {
+                Err(err).with_context(|| format!("cannot prune {}/{}", orphan.kind, orphan.name))
+            }
         }
     }
 
@@ -200,19 +234,30 @@ impl Cluster {
         let pod_events = watcher(pods, watcher::Config::default().labels(&selector))
             .default_backoff()
             .applied_objects()
-            .map_ok(Observed::Pod);
+            .map_ok(|pod| {
+                Observed::Pod(
+                    pod.metadata.name.clone().unwrap_or_default(),
+                    readiness::pod_problem(&pod),
+                )
+            });
         let ns = &self.namespace;
         let workload_events = match workload.kind.as_str() {
-            "Deployment" => watcher(Api::<Deployment>::namespaced(self.client.clone(), ns), watcher::Config::default().fields(&name_field))
-                .default_backoff()
-                .applied_objects()
-                .map_ok(|d| Observed::Workload(readiness::deployment(&d)))
-                .boxed(),
-            _ => watcher(Api::<StatefulSet>::namespaced(self.client.clone(), ns), watcher::Config::default().fields(&name_field))
-                .default_backoff()
-                .applied_objects()
-                .map_ok(|s| Observed::Workload(readiness::stateful_set(&s)))
-                .boxed(),
+            "Deployment" => watcher(
+                Api::<Deployment>::namespaced(self.client.clone(), ns),
+                watcher::Config::default().fields(&name_field),
+            )
+            .default_backoff()
+            .applied_objects()
+            .map_ok(|d| Observed::Workload(readiness::deployment(&d)))
+            .boxed(),
+            _ => watcher(
+                Api::<StatefulSet>::namespaced(self.client.clone(), ns),
+                watcher::Config::default().fields(&name_field),
+            )
+            .default_backoff()
+            .applied_objects()
+            .map_ok(|s| Observed::Workload(readiness::stateful_set(&s)))
+            .boxed(),
         };
         let mut events = futures::stream::select(pod_events.boxed(), workload_events);
         let mut state = Readiness::Waiting("no status yet".into());
@@ -231,14 +276,15 @@ impl Cluster {
                     }
                     state = now;
                 }
-                Observed::Pod(pod) => {
-                    let name = pod.metadata.name.clone().unwrap_or_default();
-                    problems.insert(name, readiness::pod_problem(&pod));
+                Observed::Pod(name, problem) => {
+                    problems.insert(name, problem);
                 }
             }
             if let Some(problem) = problems.values().flatten().find(|p| p.is_fatal()) {
                 let logs = match problem {
-                    PodProblem::CrashLoop { pod, container, .. } => self.last_logs(pod, container).await,
+                    PodProblem::CrashLoop { pod, container, .. } => {
+                        self.last_logs(pod, container).await
+                    }
                     _ => None,
                 };
                 return Err(anyhow!(problem.explain(&workload.key(), logs.as_deref())));
@@ -264,7 +310,10 @@ impl Cluster {
         let pods = match problems.values().flatten().next() {
             Some(problem) => problem.explain(&workload.key(), None),
             None if problems.is_empty() => "no pod was created for it".to_string(),
-            None => format!("its pods: {}", problems.keys().cloned().collect::<Vec<_>>().join(", ")),
+            None => format!(
+                "its pods: {}",
+                problems.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
         };
         anyhow!(
             "{} was not ready in time: {condition}; {pods}. Raise --timeout if the VMs are slow, \
@@ -292,7 +341,8 @@ impl Cluster {
 }
 
 enum Observed {
-    Pod(Pod),
+    /// A pod's name and what, if anything, is wrong with it.
+    Pod(String, Option<PodProblem>),
     Workload(Readiness),
 }
 
@@ -313,7 +363,14 @@ fn comparable(object: &DynamicObject) -> Value {
         map.remove("status");
     }
     if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-        for field in ["managedFields", "resourceVersion", "generation", "creationTimestamp", "uid", "selfLink"] {
+        for field in [
+            "managedFields",
+            "resourceVersion",
+            "generation",
+            "creationTimestamp",
+            "uid",
+            "selfLink",
+        ] {
             metadata.remove(field);
         }
     }
@@ -326,7 +383,8 @@ mod tests {
 
     #[test]
     fn selector_comes_from_match_labels() {
-        let body: Value = serde_json::json!({"spec": {"selector": {"matchLabels": {"a": "1", "b": "2"}}}});
+        let body: Value =
+            serde_json::json!({"spec": {"selector": {"matchLabels": {"a": "1", "b": "2"}}}});
         assert_eq!(pod_selector(&body).as_deref(), Some("a=1,b=2"));
         assert_eq!(pod_selector(&serde_json::json!({"spec": {}})), None);
     }

@@ -73,12 +73,32 @@ pub fn discover(dir: &Path, repository: &str, tag: &str) -> anyhow::Result<Vec<I
 /// The sources' identity: `COMMIT` or `COMMIT-dirty` in a git checkout, else
 /// `src-HASH` of every file outside build output and local state.
 pub async fn source_tag(project_dir: &Path, runner: &Runner) -> anyhow::Result<String> {
-    let git = |args: &[&str]| Command::new("git").arg("-C").arg(project_dir.display().to_string()).args(args.iter().copied());
-    if let Ok(commit) = runner.run("git commit", git(&["rev-parse", "--short=12", "HEAD"]), Stdout::Capture).await {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(project_dir.display().to_string())
+            .args(args.iter().copied())
+    };
+    if let Ok(commit) = runner
+        .run(
+            "git commit",
+            git(&["rev-parse", "--short=12", "HEAD"]),
+            Stdout::Capture,
+        )
+        .await
+    {
         let changes = runner
-            .run("git status", git(&["status", "--porcelain", "--untracked-files=normal"]), Stdout::Capture)
+            .run(
+                "git status",
+                git(&["status", "--porcelain", "--untracked-files=normal"]),
+                Stdout::Capture,
+            )
             .await?;
-        let dirty = if changes.trim().is_empty() { "" } else { "-dirty" };
+        let dirty = if changes.trim().is_empty() {
+            ""
+        } else {
+            "-dirty"
+        };
         return Ok(format!("{}{dirty}", commit.trim()));
     }
     let root = project_dir.to_path_buf();
@@ -128,7 +148,12 @@ pub fn check_logged_in(registry: &RegistryConfig) -> anyhow::Result<()> {
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or(Value::Null);
     let keys: &[&str] = if registry.server == "docker.io" {
-        &["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io"]
+        &[
+            "https://index.docker.io/v1/",
+            "index.docker.io",
+            "docker.io",
+            "registry-1.docker.io",
+        ]
     } else {
         &[registry.server.as_str()]
     };
@@ -165,9 +190,20 @@ pub async fn publish(
         let jobs = images.iter().map(|image| async move {
             let id = format!("image {}", image.name);
             reporter.started(&id, &id);
-            let result = build_and_push(image, project_dir, runner, reporter, &id, skip_build, skip_push).await;
+            let result = build_and_push(
+                image,
+                project_dir,
+                runner,
+                reporter,
+                &id,
+                skip_build,
+                skip_push,
+            )
+            .await;
             match &result {
-                Ok(Some(digest)) => reporter.finished(&id, true, &format!("pushed {}", short(digest))),
+                Ok(Some(digest)) => {
+                    reporter.finished(&id, true, &format!("pushed {}", short(digest)))
+                }
                 Ok(None) => reporter.finished(&id, true, &format!("built {}", image.reference)),
                 Err(_) => reporter.finished(&id, false, "failed"),
             }
@@ -198,23 +234,43 @@ async fn build_and_push(
     skip_build: bool,
     skip_push: bool,
 ) -> anyhow::Result<Option<String>> {
-    let docker = |args: &[&str]| Command::new("docker").args(args.iter().copied()).dir(project_dir);
+    let docker = |args: &[&str]| {
+        Command::new("docker")
+            .args(args.iter().copied())
+            .dir(project_dir)
+    };
     if !skip_build {
         reporter.progress(id, "building");
         let dockerfile = image.dockerfile.display().to_string();
         runner
-            .run(&format!("build {}", image.name), docker(&["build", "-f", &dockerfile, "-t", &image.reference, "."]), Stdout::Log)
+            .run(
+                &format!("build {}", image.name),
+                docker(&["build", "-f", &dockerfile, "-t", &image.reference, "."]),
+                Stdout::Log,
+            )
             .await?;
     }
     if skip_push {
         return Ok(None);
     }
     reporter.progress(id, "pushing");
-    runner.run(&format!("push {}", image.name), docker(&["push", &image.reference]), Stdout::Log).await?;
+    runner
+        .run(
+            &format!("push {}", image.name),
+            docker(&["push", &image.reference]),
+            Stdout::Log,
+        )
+        .await?;
     let repo_digests = runner
         .run(
             &format!("inspect {}", image.name),
-            docker(&["image", "inspect", "--format", "{{json .RepoDigests}}", &image.reference]),
+            docker(&[
+                "image",
+                "inspect",
+                "--format",
+                "{{json .RepoDigests}}",
+                &image.reference,
+            ]),
             Stdout::Capture,
         )
         .await?;
@@ -225,7 +281,9 @@ async fn build_and_push(
 
 /// The digest in `docker image inspect`'s RepoDigests for the reference's repository.
 fn pushed_digest(repo_digests_json: &str, reference: &str) -> Option<String> {
-    let repository = reference.rsplit_once(':').map_or(reference, |(repo, _)| repo);
+    let repository = reference
+        .rsplit_once(':')
+        .map_or(reference, |(repo, _)| repo);
     // Docker drops the `docker.io/` prefix (and `library/`) in RepoDigests.
     let short_repository = repository.strip_prefix("docker.io/").unwrap_or(repository);
     let list: Vec<String> = serde_json::from_str(repo_digests_json.trim()).ok()?;
@@ -291,13 +349,24 @@ mod tests {
     fn only_our_bare_names_are_rewritten() {
         let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n      initContainers: [{name: i, image: postgres}]\n      containers: [{name: a, image: api-gateway}, {name: b, image: busybox:1.36}]\n";
         let mut manifest = parse("d.yaml", text).unwrap().remove(0);
-        let images = [image("api-gateway", Some("sha256:1234")), image("postgres", None)];
+        let images = [
+            image("api-gateway", Some("sha256:1234")),
+            image("postgres", None),
+        ];
         assert_eq!(used_by(std::slice::from_ref(&manifest), &images).len(), 2);
         rewrite(&mut manifest, &images);
-        let found: Vec<&str> = manifest.containers().iter().filter_map(|c| c["image"].as_str()).collect();
+        let found: Vec<&str> = manifest
+            .containers()
+            .iter()
+            .filter_map(|c| c["image"].as_str())
+            .collect();
         assert_eq!(
             found,
-            ["docker.io/student/api-gateway:abc@sha256:1234", "busybox:1.36", "docker.io/student/postgres:abc"]
+            [
+                "docker.io/student/api-gateway:abc@sha256:1234",
+                "busybox:1.36",
+                "docker.io/student/postgres:abc"
+            ]
         );
     }
 
@@ -319,7 +388,10 @@ mod tests {
             pushed_digest(json, "docker.io/student/api-gateway:abc").as_deref(),
             Some("sha256:bbb")
         );
-        assert_eq!(pushed_digest("[]", "docker.io/student/api-gateway:abc"), None);
+        assert_eq!(
+            pushed_digest("[]", "docker.io/student/api-gateway:abc"),
+            None
+        );
     }
 
     #[test]

@@ -114,9 +114,9 @@ fn files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         return resources
             .iter()
             .map(|r| {
-                r.as_str()
-                    .map(PathBuf::from)
-                    .with_context(|| format!("{}: resources must be file names", kustomization.display()))
+                r.as_str().map(PathBuf::from).with_context(|| {
+                    format!("{}: resources must be file names", kustomization.display())
+                })
             })
             .collect();
     }
@@ -125,7 +125,10 @@ fn files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| PathBuf::from(e.file_name()))
-        .filter(|p| p.extension().is_some_and(|ext| ext == "yaml" || ext == "yml"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "yml")
+        })
         .collect();
     files.sort();
     Ok(files)
@@ -143,14 +146,22 @@ pub fn parse(file: &str, text: &str) -> anyhow::Result<Vec<Manifest>> {
         }
         let body: Value = serde_json::to_value(&value)
             .map_err(|err| anyhow::anyhow!("{place}: cannot be read as an object: {err}"))?;
-        let field = |pointer: &str| body.pointer(pointer).and_then(Value::as_str).map(String::from);
-        let (Some(api_version), Some(kind), Some(name)) =
-            (field("/apiVersion"), field("/kind"), field("/metadata/name"))
-        else {
+        let field = |pointer: &str| {
+            body.pointer(pointer)
+                .and_then(Value::as_str)
+                .map(String::from)
+        };
+        let (Some(api_version), Some(kind), Some(name)) = (
+            field("/apiVersion"),
+            field("/kind"),
+            field("/metadata/name"),
+        ) else {
             bail!("{place}: a Kubernetes object needs apiVersion, kind and metadata.name");
         };
         if body.pointer("/metadata/namespace").is_some() {
-            bail!("{place}: {kind}/{name} sets metadata.namespace; leave it out, deploy.namespace decides");
+            bail!(
+                "{place}: {kind}/{name} sets metadata.namespace; leave it out, deploy.namespace decides"
+            );
         }
         manifests.push(Manifest {
             file: file.to_string(),
@@ -194,19 +205,30 @@ mod tests {
 
     #[test]
     fn bad_yaml_names_file_and_document() {
-        let err = parse("f.yaml", "kind: A\n---\nkind: [unclosed\n").unwrap_err().to_string();
-        assert!(err.starts_with("f.yaml, document 1:"), "{err}");
-        let err = parse("f.yaml", "apiVersion: v1\nkind: A\nmetadata: {name: a}\n---\nkind: [unclosed\n")
+        let err = parse("f.yaml", "kind: A\n---\nkind: [unclosed\n")
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("f.yaml, document 2: not valid YAML"), "{err}");
+        assert!(err.starts_with("f.yaml, document 1:"), "{err}");
+        let err = parse(
+            "f.yaml",
+            "apiVersion: v1\nkind: A\nmetadata: {name: a}\n---\nkind: [unclosed\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("f.yaml, document 2: not valid YAML"),
+            "{err}"
+        );
     }
 
     #[test]
     fn namespace_in_a_manifest_is_refused() {
-        let err = parse("f.yaml", "apiVersion: v1\nkind: A\nmetadata: {name: a, namespace: x}\n")
-            .unwrap_err()
-            .to_string();
+        let err = parse(
+            "f.yaml",
+            "apiVersion: v1\nkind: A\nmetadata: {name: a, namespace: x}\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("metadata.namespace"), "{err}");
     }
 
@@ -214,8 +236,15 @@ mod tests {
     fn shipped_manifests_load() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
         let list = load(&dir).unwrap();
-        let workloads: Vec<_> = list.iter().filter(|m| m.is_workload()).map(Manifest::key).collect();
+        let workloads: Vec<_> = list
+            .iter()
+            .filter(|m| m.is_workload())
+            .map(Manifest::key)
+            .collect();
         assert_eq!(workloads.len(), 6, "{workloads:?}");
-        assert!(list.iter().all(|m| m.kind == "Namespace" || m.component().is_some()));
+        assert!(
+            list.iter()
+                .all(|m| m.kind == "Namespace" || m.component().is_some())
+        );
     }
 }

@@ -57,13 +57,19 @@ impl Project<'_> {
     }
 }
 
-/// The manifests to apply (without Secrets), and our images, before publishing.
-struct Inputs {
+/// What is to be deployed: the manifests (without Secrets) and our images
+/// they use, tagged with the sources' identity. Built locally, before the
+/// cluster is touched.
+pub struct Release {
     manifests: Vec<Manifest>,
     images: Vec<Image>,
 }
 
-async fn inputs(project: &Project<'_>, only: Option<&str>, runner: &Runner) -> anyhow::Result<Inputs> {
+pub async fn release(
+    project: &Project<'_>,
+    only: Option<&str>,
+    runner: &Runner,
+) -> anyhow::Result<Release> {
     let dir = project.manifests_dir();
     let mut manifests = manifest::load(&dir)
         .map_err(|err| Failure::Usage(format!("bad manifests in {}: {err:#}", dir.display())))?;
@@ -77,17 +83,32 @@ async fn inputs(project: &Project<'_>, only: Option<&str>, runner: &Runner) -> a
         m.body["metadata"]["name"] = serde_json::Value::String(namespace.clone());
     }
     if let Some(only) = only {
-        let components: Vec<&str> = manifests.iter().filter(|m| m.is_workload()).filter_map(Manifest::component).collect();
+        let components: Vec<&str> = manifests
+            .iter()
+            .filter(|m| m.is_workload())
+            .filter_map(Manifest::component)
+            .collect();
         if !components.contains(&only) {
-            return Err(Failure::Usage(format!("--only {only}: no such component; the components are {}", components.join(", "))).into());
+            return Err(Failure::Usage(format!(
+                "--only {only}: no such component; the components are {}",
+                components.join(", ")
+            ))
+            .into());
         }
         manifests.retain(|m| is_shared(m) || m.component() == Some(only));
     }
     let repository = images::repository(&project.config.registry)?;
     let tag = images::source_tag(project.dir, runner).await?;
-    let all = images::discover(&project.dir.join(&project.config.deploy.dockerfiles), &repository, &tag)?;
-    let images = images::used_by(&manifests, &all).into_iter().cloned().collect();
-    Ok(Inputs { manifests, images })
+    let all = images::discover(
+        &project.dir.join(&project.config.deploy.dockerfiles),
+        &repository,
+        &tag,
+    )?;
+    let images = images::used_by(&manifests, &all)
+        .into_iter()
+        .cloned()
+        .collect();
+    Ok(Release { manifests, images })
 }
 
 /// Objects every component needs (namespace, configuration): kept by `--only`.
@@ -107,11 +128,20 @@ fn namespace_manifest() -> Manifest {
 
 /// The waves for the inputs: Secrets added, images rewritten. `plan` passes
 /// `persist_credentials: false` so that it writes nothing.
-fn waves_for(project: &Project<'_>, inputs: &Inputs, persist_credentials: bool) -> anyhow::Result<Vec<Wave>> {
+fn waves_for(
+    project: &Project<'_>,
+    inputs: &Release,
+    persist_credentials: bool,
+) -> anyhow::Result<Vec<Wave>> {
     let required = secrets::required(&inputs.manifests);
     let keys = required.values().flatten().cloned().collect();
     let dotenv = project.dir.join(".env");
-    let values = secrets::credentials(&keys, &dotenv, &project.state.credentials(), persist_credentials)?;
+    let values = secrets::credentials(
+        &keys,
+        &dotenv,
+        &project.state.credentials(),
+        persist_credentials,
+    )?;
     let mut objects = inputs.manifests.clone();
     for object in &mut objects {
         images::rewrite(object, &inputs.images);
@@ -135,24 +165,51 @@ pub struct PlannedWave {
 }
 
 /// Asks the server what each apply would change (server-side dry runs), touching nothing.
-pub async fn plan(project: &Project<'_>, cluster: &Cluster, only: Option<&str>, runner: &Runner) -> anyhow::Result<Plan> {
-    let mut inputs = inputs(project, only, runner).await?;
-    images::publish(&mut inputs.images, project.dir, &project.images_record(), runner, &Silent, true, true).await?;
+pub async fn plan(
+    project: &Project<'_>,
+    cluster: &Cluster,
+    only: Option<&str>,
+    runner: &Runner,
+) -> anyhow::Result<Plan> {
+    let mut inputs = release(project, only, runner).await?;
+    images::publish(
+        &mut inputs.images,
+        project.dir,
+        &project.images_record(),
+        runner,
+        &Silent,
+        true,
+        true,
+    )
+    .await?;
     let waves = waves_for(project, &inputs, false)?;
     let mut planned = Vec::new();
     for wave in &waves {
         let changes = try_join_all(wave.objects.iter().map(|m| cluster.change(m))).await?;
         planned.push(PlannedWave {
             name: wave.name.clone(),
-            objects: wave.objects.iter().map(Manifest::key).zip(changes).collect(),
+            objects: wave
+                .objects
+                .iter()
+                .map(Manifest::key)
+                .zip(changes)
+                .collect(),
         });
     }
     let prune = match only {
         Some(_) => Vec::new(),
-        None => orphans(cluster, &waves).await?.iter().map(|o| format!("{}/{}", o.kind, o.name)).collect(),
+        None => orphans(cluster, &waves)
+            .await?
+            .iter()
+            .map(|o| format!("{}/{}", o.kind, o.name))
+            .collect(),
     };
     let images = inputs.images.iter().map(Image::pinned).collect();
-    Ok(Plan { waves: planned, prune, images })
+    Ok(Plan {
+        waves: planned,
+        prune,
+        images,
+    })
 }
 
 async fn orphans(cluster: &Cluster, waves: &[Wave]) -> anyhow::Result<Vec<Orphan>> {
@@ -170,18 +227,32 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
+/// The local checks and inputs of a deploy: docker present and logged in
+/// when it will be used, manifests and images read.
+pub async fn prepare(
+    project: &Project<'_>,
+    options: &Options,
+    runner: &Runner,
+) -> anyhow::Result<Release> {
+    if !(options.skip_build && options.skip_push) {
+        crate::prereq::require(&[crate::prereq::Tool::Docker])?;
+    }
+    let release = release(project, options.only.as_deref(), runner).await?;
+    if !options.skip_push && !release.images.is_empty() {
+        images::check_logged_in(&project.config.registry)?;
+    }
+    Ok(release)
+}
+
 pub async fn deploy(
     project: &Project<'_>,
+    mut inputs: Release,
     cluster: &Cluster,
     options: &Options,
     runner: &Runner,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let mut inputs = inputs(project, options.only.as_deref(), runner).await?;
-    if !options.skip_push {
-        images::check_logged_in(&project.config.registry)?;
-    }
     images::publish(
         &mut inputs.images,
         project.dir,
@@ -194,7 +265,12 @@ pub async fn deploy(
     .await?;
     let waves = waves_for(project, &inputs, true)?;
     for (index, wave) in waves.iter().enumerate() {
-        reporter.note(&format!("wave {}/{}: {}", index + 1, waves.len(), wave.name));
+        reporter.note(&format!(
+            "wave {}/{}: {}",
+            index + 1,
+            waves.len(),
+            wave.name
+        ));
         roll_out(cluster, wave, options.timeout, reporter).await?;
     }
     let mut pruned = Vec::new();
@@ -207,7 +283,10 @@ pub async fn deploy(
             pruned.push(key);
         }
     }
-    let gateway = crate::stack::gateway_url(cluster.client(), cluster.namespace()).await.ok().flatten();
+    let gateway = crate::stack::gateway_url(cluster.client(), cluster.namespace())
+        .await
+        .ok()
+        .flatten();
     Ok(Outcome {
         objects: waves.iter().map(|w| w.objects.len()).sum(),
         waves: waves.len(),
@@ -218,7 +297,12 @@ pub async fn deploy(
 }
 
 /// Applies a wave's objects together, then waits for its workloads together.
-async fn roll_out(cluster: &Cluster, wave: &Wave, timeout: Duration, reporter: &dyn Reporter) -> anyhow::Result<()> {
+async fn roll_out(
+    cluster: &Cluster,
+    wave: &Wave,
+    timeout: Duration,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<()> {
     let applied = join_all(wave.objects.iter().map(|object| async move {
         let key = object.key();
         reporter.started(&key, &key);
@@ -239,8 +323,15 @@ async fn roll_out(cluster: &Cluster, wave: &Wave, timeout: Duration, reporter: &
         let key = workload.key();
         let progress = |message: &str| reporter.progress(&key, message);
         let result = cluster.wait_ready(workload, deadline, &progress).await;
-        reporter.finished(&key, result.is_ok(), if result.is_ok() { "ready" } else { "not ready" });
+        reporter.finished(
+            &key,
+            result.is_ok(),
+            if result.is_ok() { "ready" } else { "not ready" },
+        );
         result
     });
-    try_join_all(waits).await.map(|_| ()).context(format!("wave {} did not become ready", wave.name))
+    try_join_all(waits)
+        .await
+        .map(|_| ())
+        .context(format!("wave {} did not become ready", wave.name))
 }

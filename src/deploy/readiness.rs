@@ -63,7 +63,10 @@ pub fn stateful_set(s: &StatefulSet) -> Readiness {
         .and_then(|s| s.update_strategy.as_ref())
         .and_then(|u| u.type_.as_deref())
         .is_none_or(|t| t == "RollingUpdate");
-    if rolling && status.update_revision.is_some() && status.current_revision != status.update_revision {
+    if rolling
+        && status.update_revision.is_some()
+        && status.current_revision != status.update_revision
+    {
         let updated = status.updated_replicas.unwrap_or(0);
         return Readiness::Waiting(format!("{updated}/{desired} updated to the new revision"));
     }
@@ -73,9 +76,21 @@ pub fn stateful_set(s: &StatefulSet) -> Readiness {
 /// A pod state that waiting will not cure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PodProblem {
-    ImagePull { pod: String, image: String, reason: String, message: String },
-    CrashLoop { pod: String, container: String, restarts: i32 },
-    Unschedulable { pod: String, message: String },
+    ImagePull {
+        pod: String,
+        image: String,
+        reason: String,
+        message: String,
+    },
+    CrashLoop {
+        pod: String,
+        container: String,
+        restarts: i32,
+    },
+    Unschedulable {
+        pod: String,
+        message: String,
+    },
 }
 
 pub fn pod_problem(pod: &Pod) -> Option<PodProblem> {
@@ -110,7 +125,9 @@ pub fn pod_problem(pod: &Pod) -> Option<PodProblem> {
         }
     }
     let unschedulable = status.conditions.iter().flatten().find(|c| {
-        c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
+        c.type_ == "PodScheduled"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("Unschedulable")
     })?;
     Some(PodProblem::Unschedulable {
         pod: name,
@@ -140,8 +157,17 @@ impl PodProblem {
     /// `logs` are the crashed container's last lines, when they could be read.
     pub fn explain(&self, workload: &str, logs: Option<&str>) -> String {
         match self {
-            PodProblem::ImagePull { pod, image, reason, message } => {
-                let detail = if message.is_empty() { String::new() } else { format!(" ({message})") };
+            PodProblem::ImagePull {
+                pod,
+                image,
+                reason,
+                message,
+            } => {
+                let detail = if message.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({message})")
+                };
                 format!(
                     "{workload}: pod {pod} cannot pull its image {image}: {reason}{detail}.\n  \
                      Likely fixes: the image was not pushed (run `orchestrator deploy` without --skip-push), \
@@ -149,7 +175,11 @@ impl PodProblem {
                      or registry.namespace / DOCKERHUB_USERNAME names the wrong account."
                 )
             }
-            PodProblem::CrashLoop { pod, container, restarts } => {
+            PodProblem::CrashLoop {
+                pod,
+                container,
+                restarts,
+            } => {
                 let logs = match logs {
                     Some(text) if !text.trim().is_empty() => text
                         .lines()
@@ -184,53 +214,87 @@ mod tests {
 
     #[test]
     fn deployment_rules_follow_rollout_status() {
-        let fresh: Deployment = yaml("metadata: {generation: 2}\nspec: {replicas: 2, selector: {}, template: {}}\nstatus: {observedGeneration: 1}");
+        let fresh: Deployment = yaml(
+            "metadata: {generation: 2}\nspec: {replicas: 2, selector: {}, template: {}}\nstatus: {observedGeneration: 1}",
+        );
         assert!(matches!(deployment(&fresh), Readiness::Waiting(m) if m.contains("controller")));
-        let half: Deployment = yaml("metadata: {generation: 1}\nspec: {replicas: 2, selector: {}, template: {}}\nstatus: {observedGeneration: 1, replicas: 2, updatedReplicas: 2, availableReplicas: 1}");
+        let half: Deployment = yaml(
+            "metadata: {generation: 1}\nspec: {replicas: 2, selector: {}, template: {}}\nstatus: {observedGeneration: 1, replicas: 2, updatedReplicas: 2, availableReplicas: 1}",
+        );
         assert_eq!(deployment(&half), Readiness::Waiting("1/2 ready".into()));
-        let old: Deployment = yaml("metadata: {generation: 1}\nspec: {replicas: 1, selector: {}, template: {}}\nstatus: {observedGeneration: 1, replicas: 2, updatedReplicas: 1, availableReplicas: 2}");
+        let old: Deployment = yaml(
+            "metadata: {generation: 1}\nspec: {replicas: 1, selector: {}, template: {}}\nstatus: {observedGeneration: 1, replicas: 2, updatedReplicas: 1, availableReplicas: 2}",
+        );
         assert!(matches!(deployment(&old), Readiness::Waiting(m) if m.contains("terminating")));
-        let done: Deployment = yaml("metadata: {generation: 1}\nspec: {selector: {}, template: {}}\nstatus: {observedGeneration: 1, replicas: 1, updatedReplicas: 1, availableReplicas: 1}");
+        let done: Deployment = yaml(
+            "metadata: {generation: 1}\nspec: {selector: {}, template: {}}\nstatus: {observedGeneration: 1, replicas: 1, updatedReplicas: 1, availableReplicas: 1}",
+        );
         assert_eq!(deployment(&done), Readiness::Ready);
-        let stuck: Deployment = yaml("metadata: {generation: 1}\nspec: {selector: {}, template: {}}\nstatus: {observedGeneration: 1, conditions: [{type: Progressing, status: 'False', reason: ProgressDeadlineExceeded}]}");
+        let stuck: Deployment = yaml(
+            "metadata: {generation: 1}\nspec: {selector: {}, template: {}}\nstatus: {observedGeneration: 1, conditions: [{type: Progressing, status: 'False', reason: ProgressDeadlineExceeded}]}",
+        );
         assert!(matches!(deployment(&stuck), Readiness::Failed(_)));
     }
 
     #[test]
     fn stateful_set_waits_for_ready_and_revision() {
         let spec = "spec: {serviceName: s, selector: {}, template: {}}";
-        let waiting: StatefulSet = yaml(&format!("metadata: {{generation: 1}}\n{spec}\nstatus: {{observedGeneration: 1, replicas: 1, readyReplicas: 0}}"));
-        assert_eq!(stateful_set(&waiting), Readiness::Waiting("0/1 ready".into()));
-        let rolling: StatefulSet = yaml(&format!("metadata: {{generation: 2}}\n{spec}\nstatus: {{observedGeneration: 2, replicas: 1, readyReplicas: 1, currentRevision: a, updateRevision: b}}"));
+        let waiting: StatefulSet = yaml(&format!(
+            "metadata: {{generation: 1}}\n{spec}\nstatus: {{observedGeneration: 1, replicas: 1, readyReplicas: 0}}"
+        ));
+        assert_eq!(
+            stateful_set(&waiting),
+            Readiness::Waiting("0/1 ready".into())
+        );
+        let rolling: StatefulSet = yaml(&format!(
+            "metadata: {{generation: 2}}\n{spec}\nstatus: {{observedGeneration: 2, replicas: 1, readyReplicas: 1, currentRevision: a, updateRevision: b}}"
+        ));
         assert!(matches!(stateful_set(&rolling), Readiness::Waiting(m) if m.contains("revision")));
-        let ready: StatefulSet = yaml(&format!("metadata: {{generation: 2}}\n{spec}\nstatus: {{observedGeneration: 2, replicas: 1, readyReplicas: 1, currentRevision: b, updateRevision: b}}"));
+        let ready: StatefulSet = yaml(&format!(
+            "metadata: {{generation: 2}}\n{spec}\nstatus: {{observedGeneration: 2, replicas: 1, readyReplicas: 1, currentRevision: b, updateRevision: b}}"
+        ));
         assert_eq!(stateful_set(&ready), Readiness::Ready);
     }
 
     #[test]
     fn pod_problems_are_recognised_and_explained() {
-        let pull: Pod = yaml("metadata: {name: gw-1}\nstatus:\n  containerStatuses:\n  - {name: c, image: badimage/x:1, imageID: '', ready: false, restartCount: 0, state: {waiting: {reason: ImagePullBackOff, message: 'Back-off pulling image'}}}");
+        let pull: Pod = yaml(
+            "metadata: {name: gw-1}\nstatus:\n  containerStatuses:\n  - {name: c, image: badimage/x:1, imageID: '', ready: false, restartCount: 0, state: {waiting: {reason: ImagePullBackOff, message: 'Back-off pulling image'}}}",
+        );
         let problem = pod_problem(&pull).unwrap();
         assert_eq!(problem.pod(), "gw-1");
         let text = problem.explain("Deployment/api-gateway", None);
         assert!(text.contains("Deployment/api-gateway: pod gw-1 cannot pull its image badimage/x:1: ImagePullBackOff"), "{text}");
         assert!(text.contains("not pushed"), "{text}");
 
-        let crash: Pod = yaml("metadata: {name: db-0}\nstatus:\n  containerStatuses:\n  - {name: postgres, image: p, imageID: '', ready: false, restartCount: 4, state: {waiting: {reason: CrashLoopBackOff}}}");
-        let text = pod_problem(&crash).unwrap().explain("StatefulSet/inventory-db", Some("FATAL: bad config"));
+        let crash: Pod = yaml(
+            "metadata: {name: db-0}\nstatus:\n  containerStatuses:\n  - {name: postgres, image: p, imageID: '', ready: false, restartCount: 4, state: {waiting: {reason: CrashLoopBackOff}}}",
+        );
+        let text = pod_problem(&crash)
+            .unwrap()
+            .explain("StatefulSet/inventory-db", Some("FATAL: bad config"));
         assert!(text.contains("CrashLoopBackOff, 4 restart(s)"), "{text}");
         assert!(text.contains("| FATAL: bad config"), "{text}");
         assert!(text.contains("orchestrator logs inventory-db"), "{text}");
 
-        let pending: Pod = yaml("metadata: {name: a-1}\nstatus:\n  conditions:\n  - {type: PodScheduled, status: 'False', reason: Unschedulable, message: '0/2 nodes are available: 2 Insufficient memory.'}");
+        let pending: Pod = yaml(
+            "metadata: {name: a-1}\nstatus:\n  conditions:\n  - {type: PodScheduled, status: 'False', reason: Unschedulable, message: '0/2 nodes are available: 2 Insufficient memory.'}",
+        );
         let problem = pod_problem(&pending).unwrap();
         assert!(problem.is_fatal());
         let text = problem.explain("Deployment/a", None);
-        assert!(text.contains("Insufficient memory") && text.contains("memory_mb"), "{text}");
-        let binding: Pod = yaml("metadata: {name: db-0}\nstatus:\n  conditions:\n  - {type: PodScheduled, status: 'False', reason: Unschedulable, message: '0/2 nodes are available: 2 pod has unbound immediate PersistentVolumeClaims.'}");
+        assert!(
+            text.contains("Insufficient memory") && text.contains("memory_mb"),
+            "{text}"
+        );
+        let binding: Pod = yaml(
+            "metadata: {name: db-0}\nstatus:\n  conditions:\n  - {type: PodScheduled, status: 'False', reason: Unschedulable, message: '0/2 nodes are available: 2 pod has unbound immediate PersistentVolumeClaims.'}",
+        );
         assert!(!pod_problem(&binding).unwrap().is_fatal());
 
-        let fine: Pod = yaml("metadata: {name: ok}\nstatus:\n  containerStatuses:\n  - {name: c, image: i, imageID: '', ready: false, restartCount: 0, state: {waiting: {reason: ContainerCreating}}}");
+        let fine: Pod = yaml(
+            "metadata: {name: ok}\nstatus:\n  containerStatuses:\n  - {name: c, image: i, imageID: '', ready: false, restartCount: 0, state: {waiting: {reason: ContainerCreating}}}",
+        );
         assert_eq!(pod_problem(&fine), None);
     }
 }

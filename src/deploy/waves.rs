@@ -26,12 +26,18 @@ impl Wave {
 
 /// Kinds applied before any workload.
 fn is_config(kind: &str) -> bool {
-    matches!(kind, "ConfigMap" | "Secret" | "ServiceAccount" | "Role" | "RoleBinding")
+    matches!(
+        kind,
+        "ConfigMap" | "Secret" | "ServiceAccount" | "Role" | "RoleBinding"
+    )
 }
 
 /// Kinds applied after every workload.
 fn is_final(kind: &str) -> bool {
-    matches!(kind, "HorizontalPodAutoscaler" | "NetworkPolicy" | "PodDisruptionBudget")
+    matches!(
+        kind,
+        "HorizontalPodAutoscaler" | "NetworkPolicy" | "PodDisruptionBudget"
+    )
 }
 
 /// Splits the objects into waves; a dependency on an unknown component, or a
@@ -79,12 +85,21 @@ pub fn plan(objects: Vec<Manifest>) -> anyhow::Result<Vec<Wave>> {
     while done.len() < dependencies.len() {
         let level: Vec<&str> = dependencies
             .iter()
-            .filter(|(c, deps)| !done.contains(*c) && deps.iter().all(|d| done.contains(d.as_str())))
+            .filter(|(c, deps)| {
+                !done.contains(*c) && deps.iter().all(|d| done.contains(d.as_str()))
+            })
             .map(|(c, _)| *c)
             .collect();
         if level.is_empty() {
-            let stuck: Vec<&str> = dependencies.keys().filter(|c| !done.contains(*c)).copied().collect();
-            bail!("the components {} depend on each other in a cycle", stuck.join(", "));
+            let stuck: Vec<&str> = dependencies
+                .keys()
+                .filter(|c| !done.contains(*c))
+                .copied()
+                .collect();
+            bail!(
+                "the components {} depend on each other in a cycle",
+                stuck.join(", ")
+            );
         }
         let objects = level
             .iter()
@@ -103,7 +118,11 @@ mod tests {
     use crate::deploy::manifest::parse;
 
     fn object(kind: &str, name: &str, component: &str, depends: &str) -> String {
-        let api = if matches!(kind, "Deployment" | "StatefulSet") { "apps/v1" } else { "v1" };
+        let api = if matches!(kind, "Deployment" | "StatefulSet") {
+            "apps/v1"
+        } else {
+            "v1"
+        };
         format!(
             "apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: {name}\n  labels: {{app.kubernetes.io/name: {component}}}\n  annotations: {{orchestrator/depends-on: \"{depends}\"}}\n---\n"
         )
@@ -131,7 +150,17 @@ mod tests {
         .concat();
         let waves = waves_of(&text).unwrap();
         let names: Vec<&str> = waves.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["namespace", "config", "db", "app", "gw", "autoscalers and policies"]);
+        assert_eq!(
+            names,
+            [
+                "namespace",
+                "config",
+                "db",
+                "app",
+                "gw",
+                "autoscalers and policies"
+            ]
+        );
         assert_eq!(waves[4].1, ["Deployment/gw", "Service/gw"]);
     }
 
@@ -155,9 +184,15 @@ mod tests {
 
     #[test]
     fn unknown_dependency_and_cycles_are_errors() {
-        let err = waves_of(&object("Deployment", "a", "a", "ghost")).unwrap_err().to_string();
+        let err = waves_of(&object("Deployment", "a", "a", "ghost"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "a depends on ghost, which no manifest defines");
-        let text = [object("Deployment", "a", "a", "b"), object("Deployment", "b", "b", "a")].concat();
+        let text = [
+            object("Deployment", "a", "a", "b"),
+            object("Deployment", "b", "b", "a"),
+        ]
+        .concat();
         let err = waves_of(&text).unwrap_err().to_string();
         assert_eq!(err, "the components a, b depend on each other in a cycle");
     }
