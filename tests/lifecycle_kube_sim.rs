@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ fn kube_sim_kubeconfig() -> Option<PathBuf> {
     path
 }
 
-async fn kube_sim_client(path: &PathBuf) -> kube::Client {
+async fn kube_sim_client(path: &Path) -> kube::Client {
     let kubeconfig = Kubeconfig::read_from(path).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
@@ -76,7 +76,7 @@ async fn a_node_that_never_registers_times_out_by_name() {
     );
 }
 
-fn sandbox(path: &PathBuf, agents: u8) -> Sandbox {
+fn sandbox(path: &Path, agents: u8) -> Sandbox {
     let config = format!(
         "[cluster]\nagents = {agents}\nmaster_ip = \"127.0.0.1\"\nready_timeout_secs = 5\n\n[deploy]\nnamespace = \"shop\"\n"
     );
