@@ -5,6 +5,7 @@
 mod proxy;
 mod publisher;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
@@ -97,14 +98,14 @@ async fn orders(
         Some(query) => format!("/api/orders?{query}"),
         None => "/api/orders".to_owned(),
     };
-    let body = Default::default();
+    let no_body = Bytes::new();
     proxy::forward(
         &state.http,
         &state.billing,
         Method::GET,
         &path,
         headers,
-        body,
+        no_body,
     )
     .await
 }

@@ -10,7 +10,8 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use service_common::amqp::AmqpSettings;
 use testkit::{
-    Background, PrivateRabbit, TestDb, TestQueue, TestServer, call, eventually, free_port,
+    Background, ErrorCase, PrivateRabbit, TestDb, TestQueue, TestServer, assert_errors, call,
+    eventually, free_port,
 };
 
 /// The three services over their own databases and queue; the gateway is
@@ -69,6 +70,17 @@ impl Stack {
     /// only its consumer matters to the tests that restart it.
     async fn start_billing_again(&mut self) {
         self.billing = Some(start_billing(&self.queue, &self.orders_db).await);
+    }
+
+    /// Posts one order until the gateway, reconnecting by itself, takes it.
+    async fn post_order_once_the_broker_is_back(&self, user_id: usize) {
+        let body = order(user_id);
+        eventually(
+            "the gateway to publish again",
+            Duration::from_secs(30),
+            || async { self.call("POST", "/api/billing", Some(&body)).await.0 == StatusCode::OK },
+        )
+        .await;
     }
 
     async fn call(&self, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
@@ -140,7 +152,7 @@ async fn every_error_is_the_contract_status_in_json() {
     let queue = TestQueue::new();
     let stack = Stack::start(&queue).await;
     let too_large = json!({ "padding": "x".repeat(70 * 1024) }).to_string();
-    let cases: &[(&str, &str, Option<&str>, StatusCode)] = &[
+    let cases: &[ErrorCase] = &[
         // inventory-app's answers come through unchanged.
         ("GET", "/api/movies/424242", None, StatusCode::NOT_FOUND),
         ("GET", "/api/movies/abc", None, StatusCode::BAD_REQUEST),
@@ -184,14 +196,7 @@ async fn every_error_is_the_contract_status_in_json() {
         ("GET", "/api/other", None, StatusCode::NOT_FOUND),
         ("GET", "/", None, StatusCode::NOT_FOUND),
     ];
-    for (method, uri, body, expected) in cases {
-        let (status, answer) = stack.call(method, uri, *body).await;
-        assert_eq!(status, *expected, "{method} {uri} answered {answer}");
-        assert!(
-            answer["error"].is_string(),
-            "{method} {uri} answered {answer}"
-        );
-    }
+    assert_errors(&stack.gateway, cases).await;
     let filtered = stack
         .call("GET", "/api/movies?title=x'%20OR%201=1--", None)
         .await;
@@ -259,36 +264,14 @@ async fn no_confirmed_order_is_lost_when_rabbitmq_restarts() {
 
     // The gateway reconnects by itself once the broker is back.
     rabbit.start_again();
-    eventually(
-        "the gateway to publish again",
-        Duration::from_secs(30),
-        || async {
-            stack
-                .call("POST", "/api/billing", Some(&order(ORDERS)))
-                .await
-                .0
-                == StatusCode::OK
-        },
-    )
-    .await;
+    stack.post_order_once_the_broker_is_back(ORDERS).await;
     stack.start_billing_again().await;
     orders_reach(&stack.orders_db, ORDERS + 1).await;
 
     // And billing-app's consumer reconnects after a restart too.
     rabbit.stop();
     rabbit.start_again();
-    eventually(
-        "the gateway to publish again",
-        Duration::from_secs(30),
-        || async {
-            stack
-                .call("POST", "/api/billing", Some(&order(ORDERS + 1)))
-                .await
-                .0
-                == StatusCode::OK
-        },
-    )
-    .await;
+    stack.post_order_once_the_broker_is_back(ORDERS + 1).await;
     orders_reach(&stack.orders_db, ORDERS + 2).await;
     stack.stop_billing().await;
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use testkit::{PrivatePostgres, TestDb, call, eventually};
+use testkit::{ErrorCase, PrivatePostgres, TestDb, assert_errors, call, eventually};
 
 async fn inventory(db: &TestDb) -> Router {
     let pool = db.settings.lazy_pool(4);
@@ -86,7 +86,7 @@ async fn every_error_is_the_contract_status_in_json() {
     let app = inventory(&db).await;
     let good = r#"{"title": "Alien", "description": "space"}"#;
     let too_large = json!({ "title": "x".repeat(70 * 1024), "description": "" }).to_string();
-    let cases: &[(&str, &str, Option<&str>, StatusCode)] = &[
+    let cases: &[ErrorCase] = &[
         ("GET", "/api/movies/424242", None, StatusCode::NOT_FOUND),
         (
             "PUT",
@@ -144,14 +144,7 @@ async fn every_error_is_the_contract_status_in_json() {
         ("PATCH", "/api/movies", None, StatusCode::METHOD_NOT_ALLOWED),
         ("GET", "/api/nothing", None, StatusCode::NOT_FOUND),
     ];
-    for (method, uri, body, expected) in cases {
-        let (status, answer) = call(&app, method, uri, *body).await;
-        assert_eq!(status, *expected, "{method} {uri} answered {answer}");
-        assert!(
-            answer["error"].is_string(),
-            "{method} {uri} answered {answer}"
-        );
-    }
+    assert_errors(&app, cases).await;
     let (status, answer) = call(&app, "POST", "/api/movies", Some(good)).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
 }

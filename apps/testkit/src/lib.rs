@@ -233,6 +233,21 @@ pub async fn call(
     (status, json)
 }
 
+/// A request, and the error status it must be answered with.
+pub type ErrorCase<'a> = (&'a str, &'a str, Option<&'a str>, StatusCode);
+
+/// Sends each request and checks its status and its JSON `error` message.
+pub async fn assert_errors(app: &Router, cases: &[ErrorCase<'_>]) {
+    for (method, uri, body, expected) in cases {
+        let (status, answer) = call(app, method, uri, *body).await;
+        assert_eq!(status, *expected, "{method} {uri} answered {answer}");
+        assert!(
+            answer["error"].is_string(),
+            "{method} {uri} answered {answer}"
+        );
+    }
+}
+
 /// Waits until `check` holds, polling; panics naming `what` past `timeout`.
 pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where
