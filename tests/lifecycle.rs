@@ -56,11 +56,10 @@ fn doctor_finds_every_tool() {
     sandbox.bin.recorder("kubectl", &calls);
     let run = sandbox.run(&["doctor"]);
     run.expect_code(0);
-    let out = run.stdout();
     for tool in ["vagrant", "VirtualBox", "docker", "kubectl"] {
-        assert!(out.contains(&format!("ok       {tool}")), "{out}");
+        run.stdout_has(&format!("ok       {tool}"));
     }
-    assert!(out.contains("all prerequisites found"), "{out}");
+    run.stdout_has("all prerequisites found");
     assert!(!calls.exists(), "doctor must only look the tools up");
 }
 
@@ -69,29 +68,14 @@ fn doctor_names_what_is_missing_and_how_to_install_it() {
     let sandbox = Sandbox::new("[cluster]\nprovider = \"libvirt\"\n");
     let run = sandbox.run(&["doctor"]);
     run.expect_code(3);
-    assert!(
-        run.stdout().contains("ok       vagrant"),
-        "{}",
-        run.stdout()
-    );
-    assert!(
-        run.stdout().contains("missing  libvirt"),
-        "{}",
-        run.stdout()
-    );
-    let err = run.stderr();
-    assert!(err.contains("libvirt (`virsh` not found on PATH)"), "{err}");
-    assert!(
-        err.contains("vagrant plugin install vagrant-libvirt"),
-        "{err}"
-    );
-    assert!(err.contains("docker (`docker` not found on PATH)"), "{err}");
-    assert!(err.contains("docs.docker.com"), "{err}");
-    assert!(
-        err.contains("kubectl (`kubectl` not found on PATH)"),
-        "{err}"
-    );
-    assert!(!err.contains("VirtualBox"), "{err}");
+    run.stdout_has("ok       vagrant");
+    run.stdout_has("missing  libvirt");
+    run.stderr_has("libvirt (`virsh` not found on PATH)");
+    run.stderr_has("vagrant plugin install vagrant-libvirt");
+    run.stderr_has("docker (`docker` not found on PATH)");
+    run.stderr_has("docs.docker.com");
+    run.stderr_has("kubectl (`kubectl` not found on PATH)");
+    assert!(!run.stderr().contains("VirtualBox"), "{}", run.stderr());
 }
 
 #[test]
@@ -122,11 +106,7 @@ fn create_without_vagrant_changes_nothing() {
         "{}",
         run.stderr()
     );
-    assert!(
-        run.stderr().contains("developer.hashicorp.com/vagrant"),
-        "{}",
-        run.stderr()
-    );
+    run.stderr_has("developer.hashicorp.com/vagrant");
     assert!(!sandbox.project.join(".orchestrator").exists());
 }
 
@@ -137,11 +117,7 @@ fn create_boots_provisions_and_writes_the_kubeconfigs() {
     let run = sandbox.run(&["create"]);
     // No API server at 127.0.0.2: everything up to the node wait ran.
     run.expect_code(4);
-    assert!(
-        run.stderr().contains("did not answer within 1s"),
-        "{}",
-        run.stderr()
-    );
+    run.stderr_has("did not answer within 1s");
 
     let calls = sandbox.vagrant_calls();
     assert_eq!(
@@ -207,7 +183,6 @@ fn create_boots_provisions_and_writes_the_kubeconfigs() {
     assert_eq!(user["current-context"], "work");
     assert_eq!(user["users"][0]["user"]["token"], "work-token");
 
-    let out = run.stdout();
     for line in [
         "boot master: ok",
         "boot agent: ok",
@@ -216,9 +191,9 @@ fn create_boots_provisions_and_writes_the_kubeconfigs() {
         "kubeconfig: ok: context orchestrator merged into",
         "nodes Ready: FAILED",
     ] {
-        assert!(out.contains(line), "{line:?} not in\n{out}");
+        run.stdout_has(line);
     }
-    assert!(!out.contains("client-key-data") && !run.stderr().contains("client-key-data"));
+    assert!(!run.stdout().contains("client-key-data") && !run.stderr().contains("client-key-data"));
     let logs = std::fs::read_dir(sandbox.state_file("logs"))
         .unwrap()
         .count();
@@ -245,24 +220,10 @@ fn a_failed_agent_boot_is_reported_and_the_next_create_resumes() {
     sandbox.env("FAKE_VAGRANT_FAIL", "up:agent");
     let run = sandbox.run(&["create"]);
     run.expect_code(1);
-    let err = run.stderr();
-    assert!(
-        err.contains("boot agent: `vagrant up --no-provision agent` exited with status 1"),
-        "{err}"
-    );
-    assert!(
-        err.contains("| The guest machine entered an invalid state"),
-        "{err}"
-    );
-    assert!(
-        err.contains("full log: ") && err.contains("boot-agent.log"),
-        "{err}"
-    );
-    assert!(
-        run.stdout().contains("boot agent: FAILED"),
-        "{}",
-        run.stdout()
-    );
+    run.stderr_has("boot agent: `vagrant up --no-provision agent` exited with status 1");
+    run.stderr_has("| The guest machine entered an invalid state");
+    run.stderr_has("full log: ").stderr_has("boot-agent.log");
+    run.stdout_has("boot agent: FAILED");
     assert!(
         !sandbox
             .vagrant_calls()
@@ -308,15 +269,10 @@ fn an_unwritable_user_kubeconfig_is_reported_and_create_resumes_once_fixed() {
     sandbox.env("KUBECONFIG", target.to_str().unwrap());
     let run = sandbox.run(&["create"]);
     run.expect_code(1);
-    let err = run.stderr();
-    assert!(err.contains(&target.display().to_string()), "{err}");
-    assert!(err.contains("Not a directory"), "{err}");
-    assert!(err.contains("run `orchestrator create` again"), "{err}");
-    assert!(
-        run.stdout().contains("kubeconfig: FAILED"),
-        "{}",
-        run.stdout()
-    );
+    run.stderr_has(&target.display().to_string());
+    run.stderr_has("Not a directory");
+    run.stderr_has("run `orchestrator create` again");
+    run.stdout_has("kubeconfig: FAILED");
 
     std::fs::remove_file(&blocked).unwrap();
     sandbox.clear_calls();
@@ -403,16 +359,8 @@ fn start_needs_a_created_cluster() {
     let sandbox = Sandbox::new(CONFIG);
     let run = sandbox.run(&["start"]);
     run.expect_code(1);
-    assert!(
-        run.stderr().contains("VM master has not been created"),
-        "{}",
-        run.stderr()
-    );
-    assert!(
-        run.stderr().contains("orchestrator create"),
-        "{}",
-        run.stderr()
-    );
+    run.stderr_has("VM master has not been created");
+    run.stderr_has("orchestrator create");
     assert_eq!(sandbox.vagrant_calls(), ["status --machine-readable"]);
 }
 
@@ -435,11 +383,7 @@ fn start_boots_halted_machines_without_provisioning() {
             "up --no-provision master"
         ]
     );
-    assert!(
-        run.stdout().contains("nodes Ready: FAILED"),
-        "{}",
-        run.stdout()
-    );
+    run.stdout_has("nodes Ready: FAILED");
 }
 
 #[test]
@@ -469,11 +413,7 @@ fn stop_halts_the_agents_then_the_master() {
     sandbox.clear_calls();
     let again = sandbox.run(&["stop"]);
     again.expect_code(0);
-    assert!(
-        again.stdout().contains("no VM is running"),
-        "{}",
-        again.stdout()
-    );
+    again.stdout_has("no VM is running");
     assert_eq!(sandbox.vagrant_calls(), ["status --machine-readable"]);
 }
 
@@ -482,7 +422,7 @@ fn destroy_without_a_terminal_needs_yes() {
     let sandbox = Sandbox::new(CONFIG);
     let run = sandbox.run(&["destroy"]);
     run.expect_code(2);
-    assert!(run.stderr().contains("pass --yes"), "{}", run.stderr());
+    run.stderr_has("pass --yes");
     assert!(sandbox.vagrant_calls().is_empty());
 }
 
@@ -498,16 +438,12 @@ fn destroy_removes_the_vms_our_context_and_the_local_state_only() {
     .unwrap();
     let run = sandbox.run(&["destroy", "--yes"]);
     run.expect_code(0);
-    let out = run.stdout();
-    assert!(
-        out.contains("removed the orchestrator context from"),
-        "{out}"
-    );
-    assert!(
-        out.contains("credentials.env (the stack's credentials"),
-        "{out}"
-    );
-    assert!(out.ends_with("cluster destroyed\n"), "{out}");
+    run.stdout_has("removed the orchestrator context from")
+        .stdout_has("credentials.env (the stack's credentials")
+        .stdout_has(
+            "cluster destroyed
+",
+        );
     assert!(sandbox.vagrant_calls().contains(&"destroy -f".to_string()));
     assert_eq!(sandbox.machine("master"), "not_created");
     assert!(!sandbox.state_file("token").exists());
@@ -546,11 +482,7 @@ fn status_json_shows_the_machines_and_why_there_are_no_nodes() {
 
     let text = sandbox.run(&["status"]);
     text.expect_code(0);
-    assert!(
-        text.stdout().contains("  agent      poweroff"),
-        "{}",
-        text.stdout()
-    );
+    text.stdout_has("  agent      poweroff");
 }
 
 #[test]

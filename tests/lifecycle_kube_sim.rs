@@ -23,12 +23,13 @@ fn kube_sim_kubeconfig() -> Option<PathBuf> {
     path
 }
 
-async fn kube_sim_client(path: &Path) -> kube::Client {
-    let kubeconfig = Kubeconfig::read_from(path).unwrap();
+/// A client for kube-sim, or `None` (the test is skipped) when it is not configured.
+async fn kube_sim_client() -> Option<kube::Client> {
+    let kubeconfig = Kubeconfig::read_from(kube_sim_kubeconfig()?).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .unwrap();
-    kube::Client::try_from(config).unwrap()
+    Some(kube::Client::try_from(config).unwrap())
 }
 
 fn names(list: &[&str]) -> Vec<String> {
@@ -38,10 +39,9 @@ fn names(list: &[&str]) -> Vec<String> {
 #[tokio::test]
 #[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
 async fn ready_nodes_end_the_wait_at_once() {
-    let Some(path) = kube_sim_kubeconfig() else {
+    let Some(client) = kube_sim_client().await else {
         return;
     };
-    let client = kube_sim_client(&path).await;
     let seen = Mutex::new(Vec::new());
     nodes::wait_ready(
         client,
@@ -59,10 +59,9 @@ async fn ready_nodes_end_the_wait_at_once() {
 #[tokio::test]
 #[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
 async fn a_node_that_never_registers_times_out_by_name() {
-    let Some(path) = kube_sim_kubeconfig() else {
+    let Some(client) = kube_sim_client().await else {
         return;
     };
-    let client = kube_sim_client(&path).await;
     let wanted = names(&["master", "agent", "agent-2"]);
     let err = nodes::wait_ready(client, &wanted, Duration::from_secs(2), |_, _| {})
         .await
@@ -106,11 +105,7 @@ fn create_create_stop_start_status_destroy() {
         "{}",
         created.stdout()
     );
-    assert!(
-        created.stdout().contains("nodes Ready: 2/2 Ready"),
-        "{}",
-        created.stdout()
-    );
+    created.stdout_has("nodes Ready: 2/2 Ready");
     let ours: serde_yaml::Value =
         serde_yaml::from_str(&sandbox.read(&sandbox.state_file("kubeconfig"))).unwrap();
     assert_eq!(
@@ -186,11 +181,7 @@ fn create_create_stop_start_status_destroy() {
         "{json}"
     );
     let text = sandbox.run(&["status"]);
-    assert!(
-        text.stdout().contains("master     Ready"),
-        "{}",
-        text.stdout()
-    );
+    text.stdout_has("master     Ready");
 
     let destroyed = sandbox.run(&["destroy", "--yes"]);
     destroyed.expect_code(0);
@@ -212,12 +203,7 @@ fn create_names_the_node_that_never_becomes_ready() {
     let sandbox = sandbox(&path, 2);
     let run = sandbox.run(&["create"]);
     run.expect_code(1);
-    let err = run.stderr();
-    assert!(err.contains("nodes not Ready after 5s"), "{err}");
-    assert!(err.contains("agent-2: not registered"), "{err}");
-    assert!(
-        run.stdout().contains("nodes Ready: 2/3 Ready"),
-        "{}",
-        run.stdout()
-    );
+    run.stderr_has("nodes not Ready after 5s");
+    run.stderr_has("agent-2: not registered");
+    run.stdout_has("nodes Ready: 2/3 Ready");
 }

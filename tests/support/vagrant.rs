@@ -220,6 +220,20 @@ impl Run {
         String::from_utf8_lossy(&self.0.stderr).into_owned()
     }
 
+    /// Panics with the output unless standard output contains `text`.
+    pub fn stdout_has(&self, text: &str) -> &Self {
+        let out = self.stdout();
+        assert!(out.contains(text), "{text:?} not in stdout:\n{out}");
+        self
+    }
+
+    /// Panics with the output unless standard error contains `text`.
+    pub fn stderr_has(&self, text: &str) -> &Self {
+        let err = self.stderr();
+        assert!(err.contains(text), "{text:?} not in stderr:\n{err}");
+        self
+    }
+
     /// Panics with both outputs unless the exit code is `code`.
     pub fn expect_code(&self, code: i32) -> &Self {
         assert_eq!(
