@@ -2,6 +2,8 @@
 //! is reached, and, against kube-sim (`#[ignore]`d; `KUBE_SIM_KUBECONFIG`),
 //! a clear failure where no container runs to have a log.
 
+mod support;
+
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -53,16 +55,8 @@ fn a_bad_duration_is_a_usage_error_before_the_cluster_is_reached() {
 #[tokio::test]
 #[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
 async fn logs_on_kube_sim_fail_clearly_and_unknown_apps_are_refused() {
-    let kubeconfig = std::env::var("KUBE_SIM_KUBECONFIG")
-        .expect("set KUBE_SIM_KUBECONFIG to kube-sim's kubeconfig to run this test");
-    let target = orchestrator::kubeapi::Target {
-        kubeconfig: Some(kubeconfig.clone().into()),
-        context: None,
-    };
-    let client = orchestrator::kubeapi::connect(&target)
-        .await
-        .unwrap()
-        .client;
+    let kubeconfig = support::kube_sim::kubeconfig();
+    let client = support::kube_sim::client(&kubeconfig).await;
     let namespace = format!("logs-{}", orchestrator::state::random_hex(4));
     let namespaces = Api::<Namespace>::all(client.clone());
     let object = serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap();

@@ -10,6 +10,8 @@
 //! Run with: `cargo build -p inventory-app -p billing-app -p api-gateway &&
 //! KUBE_SIM_KUBECONFIG=/tmp/kube-sim/kubeconfig cargo test --test verify -- --ignored`
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
@@ -29,11 +31,6 @@ const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// Nothing listens on the discard port: the gateway "does not answer".
 const NO_GATEWAY: &str = "http://127.0.0.1:9";
 
-fn kube_sim() -> String {
-    std::env::var("KUBE_SIM_KUBECONFIG")
-        .expect("set KUBE_SIM_KUBECONFIG to kube-sim's kubeconfig to run this test")
-}
-
 /// A project deployed to a namespace of its own on kube-sim, deleted on drop.
 struct Deployed {
     dir: tempfile::TempDir,
@@ -44,17 +41,10 @@ struct Deployed {
 
 impl Deployed {
     async fn new() -> Self {
-        let kubeconfig = kube_sim();
+        let kubeconfig = support::kube_sim::kubeconfig();
         let dir = tempfile::tempdir().unwrap();
         let namespace = format!("verify-{}", orchestrator::state::random_hex(4));
-        let target = orchestrator::kubeapi::Target {
-            kubeconfig: Some(kubeconfig.clone().into()),
-            context: None,
-        };
-        let client = orchestrator::kubeapi::connect(&target)
-            .await
-            .unwrap()
-            .client;
+        let client = support::kube_sim::client(&kubeconfig).await;
         let deployed = Deployed {
             dir,
             namespace,

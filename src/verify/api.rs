@@ -99,16 +99,11 @@ pub async fn run(
     });
     checks.push(check.took(clock));
 
-    // An order no one else makes: a user id from this run, the audit's amount.
+    // Orders no one else makes: a user id from this run, the audit's amount.
     let user_id = u32::from_str_radix(&tag, 16).unwrap_or(0) % 900_000_000 + 100_000_000;
-    let order = |items: u32| json!({"user_id": user_id.to_string(), "number_of_items": items.to_string(), "total_amount": "180"});
     let first = Order { user_id, items: 5 };
-    let clock = Instant::now();
-    let posted = gateway
-        .send(Method::POST, "/api/billing/", Some(&order(first.items)))
-        .await;
-    let accepted = posted.as_ref().is_ok_and(|r| r.status == 200);
-    checks.push(judge(ORDER_POST, posted, |_| None).took(clock));
+    let (accepted, check) = gateway.post(ORDER_POST, first).await;
+    checks.push(check);
     if !accepted {
         return checks.skip_rest(
             "the gateway did not accept an order: stopping billing-app would prove nothing",
@@ -116,7 +111,7 @@ pub async fn run(
     }
     checks.push(gateway.wait_for(ORDER_LISTED, first, ORDER_DEADLINE).await);
 
-    reporter.progress("api", "stopping billing-app");
+    reporter.progress(Section::Api.title(), "stopping billing-app");
     let clock = Instant::now();
     let found = match billing.replicas().await {
         Ok(0) => Err("billing-app runs 0 replicas: start it (`kubectl scale statefulset billing-app --replicas=1`) and verify again".to_string()),
@@ -144,12 +139,8 @@ pub async fn run(
     checks.push(passed(BILLING_STOPPED, vec![stopped]).took(clock));
 
     let second = Order { user_id, items: 7 };
-    let clock = Instant::now();
-    let posted = gateway
-        .send(Method::POST, "/api/billing/", Some(&order(second.items)))
-        .await;
-    let accepted = posted.as_ref().is_ok_and(|r| r.status == 200);
-    checks.push(judge(ORDER_WHILE_STOPPED, posted, |_| None).took(clock));
+    let (accepted, check) = gateway.post(ORDER_WHILE_STOPPED, second).await;
+    checks.push(check);
     let clock = Instant::now();
     let listed = gateway.send(Method::GET, "/api/billing", None).await;
     let check = match listed {
@@ -174,7 +165,7 @@ pub async fn run(
     };
     checks.push(check.took(clock));
 
-    reporter.progress("api", "restarting billing-app");
+    reporter.progress(Section::Api.title(), "restarting billing-app");
     let restored = restore.restore(Instant::now()).await;
     let back = restored.status == super::Status::Passed;
     checks.push(restored);
@@ -217,7 +208,7 @@ impl<'a> Checks<'a> {
             super::Status::Skipped => "skipped",
         };
         self.reporter
-            .progress("api", &format!("{}: {mark}", check.name));
+            .progress(Section::Api.title(), &format!("{}: {mark}", check.name));
         self.checks.push(check);
     }
 
@@ -334,6 +325,19 @@ impl Gateway {
             json: serde_json::from_str(&text).unwrap_or(Value::Null),
             evidence: format!("{method} {url}{sent} -> {status} {answer}"),
         })
+    }
+
+    /// Posts the order as the audit does; whether it was accepted (200), and the check.
+    async fn post(&self, name: &str, order: Order) -> (bool, Check) {
+        let clock = Instant::now();
+        let body = json!({
+            "user_id": order.user_id.to_string(),
+            "number_of_items": order.items.to_string(),
+            "total_amount": "180",
+        });
+        let posted = self.send(Method::POST, "/api/billing/", Some(&body)).await;
+        let accepted = posted.as_ref().is_ok_and(|r| r.status == 200);
+        (accepted, judge(name, posted, |_| None).took(clock))
     }
 
     /// Asks billing-app's list through the gateway until it shows `order`.

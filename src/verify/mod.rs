@@ -234,94 +234,69 @@ pub async fn run(
     let started = Instant::now();
     let started_at = k8s_openapi::jiff::Timestamp::now().to_string();
     let namespace = target.config.deploy.namespace.as_str();
-    let mut audit_checks = Vec::new();
+    let mut all = Vec::new();
+    let cluster_version = target.client.apiserver_version().await;
 
-    reporter.started("cluster", "cluster");
-    let clock = Instant::now();
-    let (cluster_version, nodes) = tokio::join!(
-        target.client.apiserver_version(),
-        crate::nodes::list(target.client.clone())
-    );
-    audit_checks.push(
-        match nodes {
-            Ok(nodes) => checks::nodes(&nodes),
-            Err(err) => Check::skipped(
-                Section::Cluster,
-                checks::NODES,
-                &format!("cannot list the nodes: {err:#}"),
-            ),
-        }
-        .took(clock),
-    );
-    finish(reporter, "cluster", &audit_checks);
+    let cluster = async {
+        let clock = Instant::now();
+        let nodes = crate::nodes::list(target.client.clone())
+            .await
+            .map_err(|err| format!("cannot list the nodes: {err:#}"))?;
+        Ok(timed(clock, vec![checks::nodes(&nodes)]))
+    };
+    all.extend(section(reporter, Section::Cluster, &[checks::NODES], cluster).await);
 
-    reporter.started("manifests", "manifests");
-    let clock = Instant::now();
     let dir = target.manifests_dir.display().to_string();
-    match manifest::load(target.manifests_dir) {
-        Ok(files) => audit_checks.extend(
-            checks::manifests(&files, &dir)
-                .into_iter()
-                .map(|c| c.took(clock)),
-        ),
-        Err(err) => {
-            let why = format!("cannot read the manifests in {dir}: {err:#}");
-            audit_checks.extend(
-                checks::MANIFEST_CHECKS
-                    .iter()
-                    .map(|name| Check::skipped(Section::Manifests, name, &why)),
-            );
-        }
-    }
-    finish(reporter, "manifests", &audit_checks);
+    let files = async {
+        let clock = Instant::now();
+        let files = manifest::load(target.manifests_dir)
+            .map_err(|err| format!("cannot read the manifests in {dir}: {err:#}"))?;
+        Ok(timed(clock, checks::manifests(&files, &dir)))
+    };
+    all.extend(
+        section(
+            reporter,
+            Section::Manifests,
+            &checks::MANIFEST_CHECKS,
+            files,
+        )
+        .await,
+    );
 
-    reporter.started("objects", &format!("objects in namespace {namespace}"));
-    let clock = Instant::now();
-    let live = live_objects(target.client, namespace).await;
-    let images = live
-        .as_ref()
-        .map(|objects| checks::images_in(objects))
-        .unwrap_or_default();
-    match &live {
-        Ok(objects) => audit_checks.extend(
-            checks::objects(objects, namespace, &target.config.registry)
-                .into_iter()
-                .map(|c| c.took(clock)),
-        ),
-        Err(err) => {
-            let why = format!("cannot list the objects in namespace {namespace}: {err:#}");
-            audit_checks.extend(
-                checks::OBJECT_CHECKS
-                    .iter()
-                    .map(|name| Check::skipped(Section::Objects, name, &why)),
-            );
-        }
-    }
-    finish(reporter, "objects", &audit_checks);
+    let mut images = Vec::new();
+    let objects = async {
+        let clock = Instant::now();
+        let objects = live_objects(target.client, namespace)
+            .await
+            .map_err(|err| format!("cannot list the objects in namespace {namespace}: {err:#}"))?;
+        images = checks::images_in(&objects);
+        let checks = checks::objects(&objects, namespace, &target.config.registry);
+        Ok(timed(clock, checks))
+    };
+    all.extend(section(reporter, Section::Objects, &checks::OBJECT_CHECKS, objects).await);
 
-    reporter.started("api", "API through the gateway");
     let gateway = match &target.gateway {
         Some(url) => Ok(url.trim_end_matches('/').to_string()),
         None => match crate::stack::gateway_url(target.client, namespace).await {
             Ok(Some(url)) => Ok(url),
             Ok(None) => Err(format!(
-                "no LoadBalancer Service in namespace {namespace} has an address (is api-gateway deployed? `kubectl -n {namespace} get svc api-gateway`); \
-                 or pass --gateway-url"
+                "no LoadBalancer Service in namespace {namespace} has an address (is api-gateway deployed? \
+                 `kubectl -n {namespace} get svc api-gateway`); or pass --gateway-url"
             )),
             Err(err) => Err(format!(
                 "cannot read the Services of namespace {namespace}: {err}"
             )),
         },
     };
-    audit_checks.extend(
-        api::run(
+    let requests = async {
+        Ok(api::run(
             gateway.as_deref().map_err(String::as_str),
             billing,
             reporter,
         )
-        .await,
-    );
-    finish(reporter, "api", &audit_checks);
+        .await)
+    };
+    all.extend(section(reporter, Section::Api, &api::API_CHECKS, requests).await);
 
     Audit {
         tool: format!("orchestrator {}", env!("CARGO_PKG_VERSION")),
@@ -333,24 +308,39 @@ pub async fn run(
         gateway: gateway.ok(),
         images,
         manifests: hashes(target.manifests_dir),
-        checks: audit_checks,
+        checks: all,
         seconds: started.elapsed().as_secs_f64(),
     }
 }
 
-/// Ends a section's progress line with its tally.
-fn finish(reporter: &dyn Reporter, id: &str, all: &[Check]) {
-    let section = all.last().map(|c| c.section);
-    let of_section: Vec<&Check> = all.iter().filter(|c| Some(c.section) == section).collect();
-    let failed = of_section
-        .iter()
-        .filter(|c| c.status != Status::Passed)
-        .count();
+/// Runs a section's checks, or skips each of `names` with why its inputs
+/// could not be read; its progress line ends with the tally.
+async fn section(
+    reporter: &dyn Reporter,
+    section: Section,
+    names: &[&str],
+    checks: impl Future<Output = Result<Vec<Check>, String>>,
+) -> Vec<Check> {
+    let id = section.title();
+    reporter.started(id, id);
+    let checks = checks.await.unwrap_or_else(|why| {
+        names
+            .iter()
+            .map(|name| Check::skipped(section, name, &why))
+            .collect()
+    });
+    let failed = checks.iter().filter(|c| c.status != Status::Passed).count();
     let message = match failed {
-        0 => format!("{} passed", of_section.len()),
-        n => format!("{n} of {} not passed", of_section.len()),
+        0 => format!("{} passed", checks.len()),
+        n => format!("{n} of {} not passed", checks.len()),
     };
     reporter.finished(id, failed == 0, &message);
+    checks
+}
+
+/// Checks judged together, each timed from `clock` (reading their inputs included).
+fn timed(clock: Instant, checks: Vec<Check>) -> Vec<Check> {
+    checks.into_iter().map(|c| c.took(clock)).collect()
 }
 
 /// The stack's live objects, read as manifests so the same rules judge both.

@@ -4,6 +4,7 @@
 // Each test crate uses a part of this module.
 #![allow(dead_code)]
 
+pub mod kube_sim;
 pub mod vagrant;
 
 use std::os::unix::fs::PermissionsExt;
