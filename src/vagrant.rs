@@ -91,14 +91,20 @@ impl Vagrant {
 
     /// Every machine of the Vagrantfile and its state.
     pub async fn status(&self) -> anyhow::Result<Vec<Machine>> {
-        let out = self
-            .run(
-                "vagrant status",
-                &["status", "--machine-readable"],
-                Stdout::Capture,
-            )
-            .await?;
-        Ok(parse_status(&out))
+        let step = "vagrant status";
+        match self
+            .run(step, &["status", "--machine-readable"], Stdout::Capture)
+            .await
+        {
+            Ok(out) => Ok(parse_status(&out)),
+            // In machine-readable mode vagrant prints its errors (no provider,
+            // a broken Vagrantfile) on the captured standard output, which a
+            // failure does not show: ask again in plain mode to show them.
+            Err(machine_readable) => match self.run(step, &["status"], Stdout::Log).await {
+                Err(plain) => Err(plain),
+                Ok(_) => Err(machine_readable),
+            },
+        }
     }
 
     /// Whether the configured box is installed for the configured provider.

@@ -111,6 +111,21 @@ fn create_without_vagrant_changes_nothing() {
 }
 
 #[test]
+fn a_vagrant_error_is_shown_in_its_own_words_and_nothing_runs() {
+    let mut sandbox = Sandbox::new(CONFIG);
+    sandbox.env("FAKE_VAGRANT_FAIL", "status");
+    let run = sandbox.run(&["create"]);
+    run.expect_code(1);
+    run.stderr_has("vagrant status: `vagrant status` exited with status 1")
+        .stderr_has("| No usable default provider could be found for your system.");
+    assert_eq!(
+        sandbox.vagrant_calls(),
+        ["status --machine-readable", "status"]
+    );
+    assert!(!sandbox.state_file("kubeconfig").exists());
+}
+
+#[test]
 fn create_boots_provisions_and_writes_the_kubeconfigs() {
     let sandbox = Sandbox::new(CONFIG);
     user_kubeconfig_with_other_context(&sandbox);

@@ -10,7 +10,7 @@ use super::FakeBin;
 
 /// The fake `vagrant`. Environment:
 /// - `FAKE_VAGRANT_DIR`: its state (`calls`, `env`, `cwd`, `machines/NAME`, `boxes`);
-/// - `FAKE_VAGRANT_FAIL`: space-separated `VERB:MACHINE` steps that exit 1;
+/// - `FAKE_VAGRANT_FAIL`: space-separated `VERB:MACHINE` steps that exit 1 (`status`: every status);
 /// - `FAKE_VAGRANT_DELAY`: seconds each up, provision, halt and box add takes;
 /// - `FAKE_VAGRANT_K3S_YAML`: a file `ssh master -c ...` prints instead of the built-in kubeconfig.
 const FAKE_VAGRANT: &str = r#"#!/bin/sh
@@ -37,6 +37,12 @@ step() { # VERB MACHINE: announce, maybe fail, take the delay
 state() { cat "$D/machines/$1" 2>/dev/null || echo not_created; }
 case "$1" in
   status)
+    case " $FAKE_VAGRANT_FAIL " in
+      *" status "*)
+        message="No usable default provider could be found for your system."
+        if [ "$2" = --machine-readable ]; then echo "1700000000,,error-exit,Vagrant::Errors::NoDefaultProvider,$message"; else echo "$message" >&2; fi
+        exit 1 ;;
+    esac
     for m in $(machines); do
       s=$(state "$m")
       echo "1700000000,$m,metadata,provider,${VAGRANT_DEFAULT_PROVIDER:-virtualbox}"
