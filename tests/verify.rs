@@ -12,9 +12,10 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -26,6 +27,7 @@ use orchestrator::verify::api::{self, API_CHECKS};
 use orchestrator::verify::billing::{BillingControl, KubeBilling};
 use orchestrator::verify::{Status, checks};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// Nothing listens on the discard port: the gateway "does not answer".
@@ -67,15 +69,20 @@ impl Deployed {
         std::fs::write(self.dir.path().join("orchestrator.toml"), config).unwrap();
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+    /// The binary with `args`, run in the project against kube-sim.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_orchestrator"));
+        command
             .args(args)
             .args(["--kubeconfig", &self.kubeconfig])
             .current_dir(self.dir.path())
             .env("DOCKERHUB_USERNAME", "student")
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
+            .env("NO_COLOR", "1");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
     }
 
     /// `verify --json` with a gateway that does not answer: the exit code and the checks.
@@ -200,6 +207,49 @@ async fn checks_pass_after_deploy_and_each_breakage_fails_with_its_reason() {
             .contains("billing-app-0")
     );
 
+    // Ctrl-C while verify holds billing-app stopped: it is restored, exit 130.
+    let gateway = echo_gateway().await;
+    let mut verify = stack
+        .command(&["verify", "--gateway-url", &gateway])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stateful_sets = stack.api::<StatefulSet>();
+    let replicas = async || {
+        let scale = stateful_sets.get_scale("billing-app").await.unwrap();
+        scale.spec.unwrap().replicas.unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while replicas().await != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "verify never stopped billing-app"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let interrupt = Command::new("kill")
+        .args(["-INT", &verify.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = verify.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "verify did not end after Ctrl-C");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(verify.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("billing-app restored to 1 replica(s)"),
+        "{stderr}"
+    );
+    assert_eq!(replicas().await, 1);
+
     // HPA max 5.
     let hpas = stack.api::<HorizontalPodAutoscaler>();
     patch(&hpas, "billing-app", json!({"spec": {"maxReplicas": 5}})).await;
@@ -313,6 +363,83 @@ async fn checks_pass_after_deploy_and_each_breakage_fails_with_its_reason() {
         why.contains("billing-db is a Deployment; the exercise wants a StatefulSet"),
         "{why}"
     );
+}
+
+/// A stand-in for the gateway: a POST is answered 200 with its body, a GET
+/// with the list of the bodies posted to that path — except the second order,
+/// which is never answered, holding verify while billing-app is stopped.
+async fn echo_gateway() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let posted: Arc<Mutex<BTreeMap<String, Vec<Value>>>> = Arc::default();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(answer(stream, posted.clone()));
+        }
+    });
+    url
+}
+
+async fn answer(
+    mut stream: tokio::net::TcpStream,
+    posted: Arc<Mutex<BTreeMap<String, Vec<Value>>>>,
+) {
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let (head, length) = loop {
+        let read = stream.read(&mut buffer).await.unwrap();
+        request.extend_from_slice(&buffer[..read]);
+        let text = String::from_utf8_lossy(&request).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            break (text[..end].to_string(), end + 4 + length);
+        }
+    };
+    while request.len() < length {
+        let read = stream.read(&mut buffer).await.unwrap();
+        request.extend_from_slice(&buffer[..read]);
+    }
+    let mut words = head.split_whitespace();
+    let (method, path) = (
+        words.next().unwrap(),
+        words.next().unwrap().trim_end_matches('/').to_string(),
+    );
+    let reply = if method == "POST" {
+        let body: Value = serde_json::from_slice(&request[head.len() + 4..]).unwrap();
+        let count = {
+            let mut posted = posted.lock().unwrap();
+            let list = posted.entry(path.clone()).or_default();
+            list.push(body.clone());
+            list.len()
+        };
+        if path == "/api/billing" && count == 2 {
+            std::future::pending::<()>().await;
+        }
+        body
+    } else {
+        Value::Array(
+            posted
+                .lock()
+                .unwrap()
+                .get(&path)
+                .cloned()
+                .unwrap_or_default(),
+        )
+    };
+    let body = reply.to_string();
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await.unwrap();
 }
 
 /// The three services as local processes over their own databases and queue.

@@ -41,6 +41,8 @@ pub const API_CHECKS: [&str; 9] = [
 /// How long an accepted order may take to appear in billing-app's list.
 const ORDER_DEADLINE: Duration = Duration::from_secs(60);
 const POLL_EVERY: Duration = Duration::from_millis(500);
+/// How long an interrupted verify waits for billing-app to be back.
+const RESTORE_ON_DROP: Duration = Duration::from_secs(30);
 
 const HINT_BILLING: &str = "billing-app consumes billing_queue into billing-db: see `orchestrator logs billing-app` and `orchestrator logs api-gateway`";
 
@@ -437,16 +439,29 @@ impl Drop for Restore<'_> {
         let (billing, replicas) = (self.billing, self.replicas);
         std::thread::scope(|scope| {
             scope.spawn(|| {
+                // Bounded: the user is waiting, and Ctrl-C no longer ends the process.
                 let restored = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .map_err(anyhow::Error::from)
-                    .and_then(|runtime| runtime.block_on(billing.scale(replicas)));
+                    .and_then(|runtime| {
+                        runtime.block_on(async {
+                            tokio::time::timeout(RESTORE_ON_DROP, billing.scale(replicas))
+                                .await
+                                .unwrap_or_else(|_| {
+                                    Err(anyhow::anyhow!(
+                                        "not ready within {}s",
+                                        RESTORE_ON_DROP.as_secs()
+                                    ))
+                                })
+                        })
+                    });
                 match restored {
                     Ok(()) => eprintln!("billing-app restored to {replicas} replica(s)"),
                     Err(err) => eprintln!(
-                        "billing-app could not be restored to {replicas} replica(s): {err:#}; \
-                         run `kubectl scale statefulset billing-app --replicas={replicas}`"
+                        "billing-app was asked back to {replicas} replica(s): {err:#}; \
+                         check with `kubectl get statefulset billing-app`, or run \
+                         `kubectl scale statefulset billing-app --replicas={replicas}`"
                     ),
                 }
             });
