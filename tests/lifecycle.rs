@@ -79,35 +79,24 @@ fn doctor_names_what_is_missing_and_how_to_install_it() {
 }
 
 #[test]
-fn create_without_the_provider_changes_nothing() {
-    let sandbox = Sandbox::new(CONFIG);
-    std::fs::remove_file(sandbox.bin.path().join("VBoxManage")).unwrap();
-    let run = sandbox.run(&["create"]);
-    run.expect_code(3);
-    assert!(
-        run.stderr()
-            .contains("VirtualBox (`VBoxManage` not found on PATH)"),
-        "{}",
-        run.stderr()
-    );
-    assert!(sandbox.vagrant_calls().is_empty());
-    assert!(!sandbox.project.join(".orchestrator").exists());
-}
-
-#[test]
-fn create_without_vagrant_changes_nothing() {
-    let sandbox = Sandbox::new(CONFIG);
-    std::fs::remove_file(sandbox.bin.path().join("vagrant")).unwrap();
-    let run = sandbox.run(&["create"]);
-    run.expect_code(3);
-    assert!(
-        run.stderr()
-            .contains("vagrant (`vagrant` not found on PATH)"),
-        "{}",
-        run.stderr()
-    );
-    run.stderr_has("developer.hashicorp.com/vagrant");
-    assert!(!sandbox.project.join(".orchestrator").exists());
+fn create_without_vagrant_or_the_provider_changes_nothing() {
+    for (program, message) in [
+        (
+            "VBoxManage",
+            "VirtualBox (`VBoxManage` not found on PATH): the VMs' provider",
+        ),
+        (
+            "vagrant",
+            "vagrant (`vagrant` not found on PATH): runs the cluster's VMs",
+        ),
+    ] {
+        let sandbox = Sandbox::new(CONFIG);
+        std::fs::remove_file(sandbox.bin.path().join(program)).unwrap();
+        let run = sandbox.run(&["create"]);
+        run.expect_code(3).stderr_has(message);
+        assert!(sandbox.vagrant_calls().is_empty());
+        assert!(!sandbox.project.join(".orchestrator").exists());
+    }
 }
 
 #[test]
@@ -311,12 +300,7 @@ fn a_user_kubeconfig_that_is_not_yaml_is_left_alone() {
     std::fs::write(sandbox.user_kubeconfig(), garbage).unwrap();
     let run = sandbox.run(&["create"]);
     run.expect_code(1);
-    assert!(
-        run.stderr()
-            .contains("cannot merge the cluster's context into"),
-        "{}",
-        run.stderr()
-    );
+    run.stderr_has("cannot merge the cluster's context into");
     assert_eq!(sandbox.read(&sandbox.user_kubeconfig()), garbage);
     assert_eq!(
         std::fs::read_dir(sandbox.user_kubeconfig().parent().unwrap())
@@ -388,10 +372,8 @@ fn start_boots_halted_machines_without_provisioning() {
     sandbox.clear_calls();
     let run = sandbox.run(&["start"]);
     run.expect_code(4);
-    let mut calls = sandbox.vagrant_calls();
-    calls.sort();
     assert_eq!(
-        calls,
+        sandbox.sorted_vagrant_calls(),
         [
             "status --machine-readable",
             "up --no-provision agent",

@@ -100,11 +100,7 @@ fn create_create_stop_start_status_destroy() {
 
     let created = sandbox.run(&["create"]);
     created.expect_code(0);
-    assert!(
-        created.stdout().ends_with("cluster created\n"),
-        "{}",
-        created.stdout()
-    );
+    created.stdout_has("cluster created\n");
     created.stdout_has("nodes Ready: 2/2 Ready");
     let ours: serde_yaml::Value =
         serde_yaml::from_str(&sandbox.read(&sandbox.state_file("kubeconfig"))).unwrap();
@@ -119,12 +115,9 @@ fn create_create_stop_start_status_destroy() {
 
     sandbox.clear_calls();
     let again = sandbox.run(&["create"]);
-    again.expect_code(0);
-    assert!(
-        again.stdout().contains("cluster created (already running"),
-        "{}",
-        again.stdout()
-    );
+    again
+        .expect_code(0)
+        .stdout_has("cluster created (already running");
     assert_eq!(sandbox.vagrant_calls(), ["status --machine-readable"]);
 
     let stopped = sandbox.run(&["stop"]);
@@ -135,15 +128,9 @@ fn create_create_stop_start_status_destroy() {
     sandbox.clear_calls();
     let started = sandbox.run(&["start"]);
     started.expect_code(0);
-    assert!(
-        started.stdout().ends_with("cluster started\n"),
-        "{}",
-        started.stdout()
-    );
-    let mut calls = sandbox.vagrant_calls();
-    calls.sort();
+    started.stdout_has("cluster started\n");
     assert_eq!(
-        calls,
+        sandbox.sorted_vagrant_calls(),
         [
             "status --machine-readable",
             "up --no-provision agent",

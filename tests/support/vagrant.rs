@@ -188,6 +188,13 @@ impl Sandbox {
             .collect()
     }
 
+    /// The vagrant calls so far, sorted: for steps that run concurrently.
+    pub fn sorted_vagrant_calls(&self) -> Vec<String> {
+        let mut calls = self.vagrant_calls();
+        calls.sort();
+        calls
+    }
+
     /// Forgets the calls recorded so far.
     pub fn clear_calls(&self) {
         let _ = std::fs::remove_file(self.vagrant_state.join("calls"));
