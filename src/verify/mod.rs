@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -196,6 +196,8 @@ pub struct Audit {
     pub gateway: Option<String>,
     /// Every workload container's image, as deployed (pinned by digest when pushed).
     pub images: Vec<String>,
+    /// `pod/container: imageID`, the digests the kubelets report running.
+    pub running: Vec<String>,
     /// `file  sha256`, of every file under the manifests directory.
     pub manifests: Vec<String>,
     pub checks: Vec<Check>,
@@ -307,6 +309,7 @@ pub async fn run(
         namespace: namespace.to_string(),
         gateway: gateway.ok(),
         images,
+        running: running_images(target.client, namespace).await,
         manifests: hashes(target.manifests_dir),
         checks: all,
         seconds: started.elapsed().as_secs_f64(),
@@ -383,6 +386,34 @@ fn as_manifest<K: kube::Resource<DynamicType = ()> + Serialize>(
         name: object.meta().name.clone().unwrap_or_default(),
         body,
     })
+}
+
+/// `pod/container: imageID` of every container running in the namespace;
+/// nothing when the pods cannot be listed (the object checks say why).
+async fn running_images(client: &kube::Client, namespace: &str) -> Vec<String> {
+    let Ok(pods) = Api::<Pod>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+    else {
+        return Vec::new();
+    };
+    let mut lines: Vec<String> = pods
+        .items
+        .iter()
+        .flat_map(|pod| {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let statuses = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.clone())
+                .unwrap_or_default();
+            statuses
+                .into_iter()
+                .map(move |c| format!("{name}/{}: {}", c.name, c.image_id))
+        })
+        .collect();
+    lines.sort();
+    lines
 }
 
 /// `FILE  SHA256` of every file directly under `dir`, sorted.

@@ -77,8 +77,10 @@ pub fn markdown(audit: &Audit) -> String {
     for (name, value) in rows {
         let _ = writeln!(out, "| {name} | {} |", value.replace('|', "\\|"));
     }
-    let _ = writeln!(out, "\n## Images\n");
+    let _ = writeln!(out, "\n## Images\n\nDeployed:\n");
     list(&mut out, &audit.images);
+    let _ = writeln!(out, "\nRunning (as the kubelets report them):\n");
+    list(&mut out, &audit.running);
     let _ = writeln!(out, "\n## Manifests\n");
     list(&mut out, &audit.manifests);
     let _ = writeln!(out, "\n## Checks");
@@ -156,6 +158,9 @@ mod tests {
             namespace: "orchestrator".into(),
             gateway: None,
             images: vec!["docker.io/student/api-gateway:abc@sha256:01".into()],
+            running: vec![
+                "api-gateway-5d9/api-gateway: docker.io/student/api-gateway@sha256:01".into(),
+            ],
             manifests: vec!["api-gateway.yaml  sha256:ab".into()],
             checks: vec![
                 Check::passed(Section::Cluster, "nodes", vec!["Node/master: Ready".into()]),
@@ -189,6 +194,10 @@ mod tests {
             text.contains(
                 "| cluster | context orchestrator in ~/.kube/config (https://192.168.56.10:6443/) |"
             ),
+            "{text}"
+        );
+        assert!(
+            text.contains("Running (as the kubelets report them):\n\n- `api-gateway-5d9/api-gateway: docker.io/student/api-gateway@sha256:01`"),
             "{text}"
         );
         assert!(
