@@ -7,30 +7,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use orchestrator::nodes;
+use support::kube_sim;
 use support::vagrant::Sandbox;
-
-fn kube_sim_kubeconfig() -> Option<PathBuf> {
-    let path = std::env::var_os("KUBE_SIM_KUBECONFIG").map(PathBuf::from);
-    if path.is_none() {
-        eprintln!("KUBE_SIM_KUBECONFIG is not set: skipped");
-    }
-    path
-}
-
-/// A client for kube-sim, or `None` (the test is skipped) when it is not configured.
-async fn kube_sim_client() -> Option<kube::Client> {
-    let kubeconfig = Kubeconfig::read_from(kube_sim_kubeconfig()?).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    Some(kube::Client::try_from(config).unwrap())
-}
 
 fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
@@ -39,9 +21,7 @@ fn names(list: &[&str]) -> Vec<String> {
 #[tokio::test]
 #[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
 async fn ready_nodes_end_the_wait_at_once() {
-    let Some(client) = kube_sim_client().await else {
-        return;
-    };
+    let client = kube_sim::client(&kube_sim::kubeconfig()).await;
     let seen = Mutex::new(Vec::new());
     nodes::wait_ready(
         client,
@@ -59,9 +39,7 @@ async fn ready_nodes_end_the_wait_at_once() {
 #[tokio::test]
 #[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
 async fn a_node_that_never_registers_times_out_by_name() {
-    let Some(client) = kube_sim_client().await else {
-        return;
-    };
+    let client = kube_sim::client(&kube_sim::kubeconfig()).await;
     let wanted = names(&["master", "agent", "agent-2"]);
     let err = nodes::wait_ready(client, &wanted, Duration::from_secs(2), |_, _| {})
         .await
@@ -75,22 +53,19 @@ async fn a_node_that_never_registers_times_out_by_name() {
     );
 }
 
-fn sandbox(path: &Path, agents: u8) -> Sandbox {
+fn sandbox(agents: u8) -> Sandbox {
     let config = format!(
         "[cluster]\nagents = {agents}\nmaster_ip = \"127.0.0.1\"\nready_timeout_secs = 5\n\n[deploy]\nnamespace = \"shop\"\n"
     );
     let mut sandbox = Sandbox::new(&config);
-    sandbox.env("FAKE_VAGRANT_K3S_YAML", path.to_str().unwrap());
+    sandbox.env("FAKE_VAGRANT_K3S_YAML", &kube_sim::kubeconfig());
     sandbox
 }
 
 #[test]
 #[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
 fn create_create_stop_start_status_destroy() {
-    let Some(path) = kube_sim_kubeconfig() else {
-        return;
-    };
-    let sandbox = sandbox(&path, 1);
+    let sandbox = sandbox(1);
     std::fs::create_dir_all(sandbox.user_kubeconfig().parent().unwrap()).unwrap();
     std::fs::write(
         sandbox.user_kubeconfig(),
@@ -184,10 +159,7 @@ fn create_create_stop_start_status_destroy() {
 #[test]
 #[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
 fn create_names_the_node_that_never_becomes_ready() {
-    let Some(path) = kube_sim_kubeconfig() else {
-        return;
-    };
-    let sandbox = sandbox(&path, 2);
+    let sandbox = sandbox(2);
     let run = sandbox.run(&["create"]);
     run.expect_code(1);
     run.stderr_has("nodes not Ready after 5s");
