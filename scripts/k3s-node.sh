@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
-# Installs K3s as an agent on an agent VM and joins it to the master. Run as root
-# by Vagrant's shell provisioner, which passes (see the Vagrantfile):
+# Installs K3s on a cluster VM, as the server (the master) or as an agent that
+# joins it:  k3s-node.sh server | agent
+# Run as root by Vagrant's shell provisioner, which passes (see the Vagrantfile):
 #   INSTALL_K3S_VERSION  pinned K3s release, e.g. v1.31.6+k3s1
 #   K3S_TOKEN            cluster join token generated on the host (never printed)
 #   NODE_NAME, NODE_IP   this machine's name and private-network address
-#   MASTER_IP            the K3s server's private-network address
-#   MASTER_WAIT_SECONDS  how long to wait for the server's API (default 300)
+#   MASTER_IP            agents: the K3s server's private-network address
+#   MASTER_WAIT_SECONDS  agents: how long to wait for the server's API (default 300)
 #
-# The orchestrator provisions the master and the agents at the same time, so the
+# The orchestrator provisions the master and the agents at the same time, so an
 # agent first waits for the master's API, with a deadline. Safe to re-run: when
 # the pinned version already runs with the same settings it says so and changes
-# nothing. One line per phase; the installer's own output goes to a log file in
-# the VM and is shown only when it fails.
+# nothing. One line per phase, so the orchestrator's log of `vagrant provision`
+# stays readable; the installer's own output goes to a log file in the VM and is
+# shown only when it fails.
 set -euo pipefail
 
-readonly ROLE=k3s-agent
-readonly SERVICE=k3s-agent
+ROLE=k3s-${1:-}
+SERVICE=k3s
 readonly STATE_DIR=/var/lib/orchestrator
 readonly INSTALL_LOG=/var/log/orchestrator-k3s-install.log
+readonly API_READY_SECONDS=180
 
 say() { printf '%s: %s\n' "$ROLE" "$*"; }
 die() { printf '%s: error: %s\n' "$ROLE" "$*" >&2; exit 1; }
@@ -53,8 +56,8 @@ already_provisioned() {
 }
 
 # Runs the official installer (https://get.k3s.io) the way K3s documents it: it
-# reads INSTALL_K3S_VERSION, K3S_TOKEN and K3S_URL from the environment (they go
-# to the service's root-only env file) and its arguments become the service's
+# reads INSTALL_K3S_VERSION and K3S_TOKEN from the environment (K3S_TOKEN goes to
+# the service's root-only env file) and its arguments become the service's
 # command line.
 run_installer() {
   local installer
@@ -88,23 +91,40 @@ wait_for_master() {
   say "the K3s server answers"
 }
 
-main() {
-  : "${INSTALL_K3S_VERSION:?INSTALL_K3S_VERSION is not set}" "${K3S_TOKEN:?K3S_TOKEN is not set}"
-  : "${NODE_NAME:?NODE_NAME is not set}" "${NODE_IP:?NODE_IP is not set}" "${MASTER_IP:?MASTER_IP is not set}"
+# The server: install, then wait until its API answers so the kubeconfig exists.
+provision_server() {
+  local args=(server --node-name "$NODE_NAME" --node-ip "$NODE_IP" --flannel-iface "$1"
+    --tls-san "$NODE_IP" --write-kubeconfig-mode 0644)
+  local settings
+  settings=$(settings_of "${args[*]}")
+  if already_provisioned "$settings"; then
+    say "K3s $INSTALL_K3S_VERSION already running with these settings; nothing to do"
+    return
+  fi
+
+  run_installer "${args[@]}"
+
+  say "waiting for the API server (up to ${API_READY_SECONDS}s)"
+  local deadline=$((SECONDS + API_READY_SECONDS))
+  until [[ -s /etc/rancher/k3s/k3s.yaml ]] &&
+    /usr/local/bin/k3s kubectl get --raw /readyz >/dev/null 2>&1; do
+    ((SECONDS < deadline)) ||
+      die "the API server did not become ready within ${API_READY_SECONDS}s; see journalctl -u $SERVICE"
+    sleep 2
+  done
+  record "$settings"
+  say "K3s server ready at https://$NODE_IP:6443"
+}
+
+# An agent: wait for the server, then install and join it.
+provision_agent() {
+  : "${MASTER_IP:?MASTER_IP is not set}"
   local wait_seconds=${MASTER_WAIT_SECONDS:-300}
   [[ $wait_seconds =~ ^[1-9][0-9]*$ ]] || die "MASTER_WAIT_SECONDS must be a positive number of seconds, got '$wait_seconds'"
-  command -v curl >/dev/null || die "curl is missing in this VM; install it (apt-get install curl) and re-run"
-
-  say "node $NODE_NAME, address $NODE_IP, K3s $INSTALL_K3S_VERSION, server $MASTER_IP"
-  local iface
-  iface=$(private_iface)
-  say "private network interface: $iface"
-
-  local args=(agent --node-name "$NODE_NAME" --node-ip "$NODE_IP" --flannel-iface "$iface")
+  local args=(agent --node-name "$NODE_NAME" --node-ip "$NODE_IP" --flannel-iface "$1")
   export K3S_URL="https://$MASTER_IP:6443"
-  # The token enters the settings only as a digest, so a new token re-provisions.
   local settings
-  settings="version=$INSTALL_K3S_VERSION server=$K3S_URL args=${args[*]} token=$(printf '%s' "$K3S_TOKEN" | sha256sum | cut -d' ' -f1)"
+  settings=$(settings_of "server=$K3S_URL ${args[*]}")
   if already_provisioned "$settings"; then
     say "K3s $INSTALL_K3S_VERSION agent already running with these settings; nothing to do"
     return
@@ -114,10 +134,36 @@ main() {
   run_installer "${args[@]}"
   systemctl is-active --quiet "$SERVICE" ||
     die "the $SERVICE service is not running after the install; see journalctl -u $SERVICE (a wrong token shows there)"
-
-  install -d -m 0700 "$STATE_DIR"
-  (umask 077 && printf '%s\n' "$settings" >"$STATE_DIR/$ROLE.settings")
+  record "$settings"
   say "K3s agent started; node $NODE_NAME is joining $K3S_URL"
+}
+
+# What a re-run compares; the token enters only as a digest, so a new token re-provisions.
+settings_of() {
+  printf 'version=%s args=%s token=%s\n' "$INSTALL_K3S_VERSION" "$1" \
+    "$(printf '%s' "$K3S_TOKEN" | sha256sum | cut -d' ' -f1)"
+}
+
+record() {
+  install -d -m 0700 "$STATE_DIR"
+  (umask 077 && printf '%s\n' "$1" >"$STATE_DIR/$ROLE.settings")
+}
+
+main() {
+  case $ROLE in
+    k3s-server) ;;
+    k3s-agent) SERVICE=k3s-agent ;;
+    *) die "usage: k3s-node.sh server|agent" ;;
+  esac
+  : "${INSTALL_K3S_VERSION:?INSTALL_K3S_VERSION is not set}" "${K3S_TOKEN:?K3S_TOKEN is not set}"
+  : "${NODE_NAME:?NODE_NAME is not set}" "${NODE_IP:?NODE_IP is not set}"
+  command -v curl >/dev/null || die "curl is missing in this VM; install it (apt-get install curl) and re-run"
+
+  say "node $NODE_NAME, address $NODE_IP, K3s $INSTALL_K3S_VERSION"
+  local iface
+  iface=$(private_iface)
+  say "private network interface: $iface"
+  "provision_${ROLE#k3s-}" "$iface"
 }
 
 # Sourcing the file (tests) defines the functions without running anything.
