@@ -495,11 +495,23 @@ fn place(m: &Manifest) -> String {
 }
 
 /// Credentials held by value outside Secrets: literal or ConfigMap-sourced
-/// env values with a credential's name, credential keys in ConfigMaps, and
-/// credentials on command lines.
+/// env values with a credential's name, credential keys in ConfigMaps,
+/// credentials on command lines, and any value that contains a password one
+/// of the Secrets among `objects` holds (whatever the name around it).
 fn credential_leaks(objects: &[Manifest]) -> Vec<String> {
     let mut leaks = Vec::new();
+    let passwords = secret_passwords(objects);
     for m in objects.iter().filter(|m| m.kind != "Secret") {
+        let mut values = Vec::new();
+        strings(&m.body, &mut values);
+        for (source, password) in &passwords {
+            if values.iter().any(|v| v.contains(password.as_str())) {
+                leaks.push(format!(
+                    "{}: a value contains the password of {source}",
+                    place(m)
+                ));
+            }
+        }
         if m.kind == "ConfigMap" {
             for field in ["data", "binaryData"] {
                 let keys = m
@@ -548,6 +560,47 @@ fn credential_leaks(objects: &[Manifest]) -> Vec<String> {
         }
     }
     leaks
+}
+
+/// The passwords (not user names) the Secrets among `objects` hold, each
+/// with `Secret/NAME key KEY`; too short a value would match by chance.
+fn secret_passwords(objects: &[Manifest]) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for m in objects.iter().filter(|m| m.kind == "Secret") {
+        let Ok(secret) =
+            serde_json::from_value::<k8s_openapi::api::core::v1::Secret>(m.body.clone())
+        else {
+            continue;
+        };
+        let decoded = secret
+            .data
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()));
+        for (key, value) in decoded.chain(secret.string_data.into_iter().flatten()) {
+            let is_user = key
+                .to_ascii_uppercase()
+                .split(['_', '-', '.'])
+                .any(|w| w == "USER" || w == "USERNAME");
+            if is_credential_name(&key) && !is_user && value.len() >= 6 {
+                found.push((format!("{} key {key}", m.key()), value));
+            }
+        }
+    }
+    found
+}
+
+/// Every string in a value, but the server's bookkeeping (managedFields).
+fn strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::String(s) => out.push(s),
+        Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+        Value::Object(map) => map
+            .iter()
+            .filter(|(k, _)| *k != "managedFields")
+            .for_each(|(_, v)| strings(v, out)),
+        _ => {}
+    }
 }
 
 /// Evidence: which Secret keys each workload reads.
@@ -783,6 +836,26 @@ mod tests {
             reason.contains("ConfigMap/app-config (config.yaml): key RABBITMQ_PASSWORD holds a credential outside a Secret"),
             "{reason}"
         );
+    }
+
+    #[test]
+    fn a_secret_password_found_elsewhere_is_a_leak() {
+        let mut objects = deployed();
+        let secret = objects
+            .iter_mut()
+            .find(|m| m.key() == "Secret/billing-db-secret")
+            .unwrap();
+        secret.body["data"]["BILLING_DB_PASSWORD"] = "czNjcmV0LXB3".into(); // "s3cret-pw"
+        edit(&mut objects, "ConfigMap/app-config", |b| {
+            b["data"]["BILLING_DB_URL"] = "postgres://billing:s3cret-pw@billing-db/orders".into()
+        });
+        let all = super::objects(&objects, "ns", &registry());
+        let reason = check(&all, CREDENTIALS).reason.join("\n");
+        assert!(
+            reason.contains("ConfigMap/app-config (config.yaml): a value contains the password of Secret/billing-db-secret key BILLING_DB_PASSWORD"),
+            "{reason}"
+        );
+        assert!(!reason.contains("s3cret"), "{reason}");
     }
 
     #[test]
