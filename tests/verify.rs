@@ -692,3 +692,49 @@ async fn billing_app_is_restored_when_the_checks_are_dropped_while_it_is_stopped
     let listed = reqwest::get(format!("{url}/api/billing")).await.unwrap();
     assert_eq!(listed.status(), 200);
 }
+
+/// billing-app that refuses to stop, and records each scale asked of it.
+#[derive(Default)]
+struct StuckBilling {
+    asked: Mutex<Vec<i32>>,
+}
+
+impl BillingControl for StuckBilling {
+    fn replicas(&self) -> BoxFuture<'_, anyhow::Result<i32>> {
+        Box::pin(async { Ok(2) })
+    }
+
+    fn scale(&self, replicas: i32) -> BoxFuture<'_, anyhow::Result<()>> {
+        self.asked.lock().unwrap().push(replicas);
+        Box::pin(async move {
+            match replicas {
+                0 => anyhow::bail!("the scale was refused"),
+                _ => Ok(()),
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn billing_app_that_cannot_be_stopped_is_restored_and_the_rest_skipped() {
+    let gateway = echo_gateway().await;
+    let billing = StuckBilling::default();
+    let all = api::run(Ok(&gateway), &billing, &Silent).await;
+    let outcome: Vec<(&str, Status)> = all.iter().map(|c| (c.name.as_str(), c.status)).collect();
+    assert_eq!(
+        outcome,
+        [
+            (api::MOVIE_POST, Status::Passed),
+            (api::MOVIE_GET, Status::Passed),
+            (api::ORDER_POST, Status::Passed),
+            (api::ORDER_LISTED, Status::Passed),
+            (api::BILLING_STOPPED, Status::Failed),
+            (api::ORDER_WHILE_STOPPED, Status::Skipped),
+            (api::ORDER_NOT_LISTED, Status::Skipped),
+            (api::BILLING_RESTORED, Status::Passed),
+            (api::ORDER_LANDS, Status::Skipped),
+        ]
+    );
+    assert_eq!(all[4].reason, ["the scale was refused"]);
+    assert_eq!(*billing.asked.lock().unwrap(), [0, 2]);
+}

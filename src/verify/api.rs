@@ -13,7 +13,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::billing::BillingControl;
-use super::{Check, Section};
+use super::{Check, Section, Status};
 use crate::reporter::Reporter;
 
 pub const MOVIE_POST: &str = "POST /api/movies/ creates a movie";
@@ -82,10 +82,7 @@ pub async fn run(
         }
         sent => {
             let check = judge(MOVIE_POST, sent, |reply| {
-                match reply.json["title"] == title {
-                    true => None,
-                    false => Some("the answer is not the created movie".into()),
-                }
+                (reply.json["title"] != title).then(|| "the answer is not the created movie".into())
             });
             checks.push(check.took(clock));
         }
@@ -169,7 +166,7 @@ pub async fn run(
 
     reporter.progress(Section::Api.title(), "restarting billing-app");
     let restored = restore.restore(Instant::now()).await;
-    let back = restored.status == super::Status::Passed;
+    let back = restored.status == Status::Passed;
     checks.push(restored);
     if !accepted {
         checks.push(Check::skipped(
@@ -205,23 +202,28 @@ impl<'a> Checks<'a> {
 
     fn push(&mut self, check: Check) {
         let mark = match check.status {
-            super::Status::Passed => "ok",
-            super::Status::Failed => "FAILED",
-            super::Status::Skipped => "skipped",
+            Status::Passed => "ok",
+            Status::Failed => "FAILED",
+            Status::Skipped => "skipped",
         };
         self.reporter
             .progress(Section::Api.title(), &format!("{}: {mark}", check.name));
         self.checks.push(check);
     }
 
-    /// The checks not run yet, skipped with `why`.
+    /// The checks not run yet, skipped with `why`, all in their order.
     fn skip_rest(mut self, why: &str) -> Vec<Check> {
-        let done = self.checks.len();
+        let position = |name: &str| API_CHECKS.iter().position(|n| *n == name);
+        let missing: Vec<&str> = API_CHECKS
+            .into_iter()
+            .filter(|name| !self.checks.iter().any(|c| c.name == *name))
+            .collect();
         self.checks.extend(
-            API_CHECKS[done..]
-                .iter()
+            missing
+                .into_iter()
                 .map(|name| Check::skipped(Section::Api, name, why)),
         );
+        self.checks.sort_by_key(|c| position(&c.name));
         self.checks
     }
 }
