@@ -11,10 +11,11 @@ use std::time::Instant;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::api::{Api, DynamicObject, ListParams};
 use kube::discovery::{ApiResource, pinned_kind};
 use support::FakeBin;
+use support::kube_sim::{client, kubeconfig as kube_sim};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -80,6 +81,25 @@ impl Project {
     }
 }
 
+/// The namespace goes with the test, passed or failed: kube-sim's two nodes
+/// have room for only a few stacks at once.
+impl Drop for Project {
+    fn drop(&mut self) {
+        if let Ok(kubeconfig) = std::env::var("KUBE_SIM_KUBECONFIG") {
+            let _ = std::process::Command::new("kubectl")
+                .args([
+                    "--kubeconfig",
+                    &kubeconfig,
+                    "delete",
+                    "namespace",
+                    &self.namespace,
+                ])
+                .args(["--wait=false", "--ignore-not-found"])
+                .output();
+        }
+    }
+}
+
 fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -88,26 +108,13 @@ fn text(output: &Output) -> String {
     )
 }
 
-fn kube_sim() -> String {
-    std::env::var("KUBE_SIM_KUBECONFIG")
-        .expect("set KUBE_SIM_KUBECONFIG to kube-sim's kubeconfig to run this test")
-}
-
-async fn client(kubeconfig: &str) -> kube::Client {
-    let target = orchestrator::kubeapi::Target {
-        kubeconfig: Some(kubeconfig.into()),
-        context: None,
-    };
-    orchestrator::kubeapi::connect(&target)
-        .await
-        .unwrap()
-        .client
-}
-
-async fn delete_namespace(client: &kube::Client, namespace: &str) {
-    let _ = Api::<Namespace>::all(client.clone())
-        .delete(namespace, &DeleteParams::background())
-        .await;
+/// The entries of `after` that differ from `before`, for a readable failure.
+fn changed(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    keys.into_iter()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .map(|k| format!("{k}: {:?} -> {:?}", before.get(k), after.get(k)))
+        .collect()
 }
 
 /// `Kind/name` → what deploy last wrote of every object of ours in the
@@ -327,10 +334,11 @@ async fn fresh_deploy_is_ready_and_a_second_changes_nothing() {
     let output = project.deploy(&kubeconfig, &[]);
     let again = started.elapsed();
     assert!(output.status.success(), "{}", text(&output));
-    assert_eq!(
-        versions(&client, ns).await,
-        before,
-        "a second deploy must change nothing"
+    let after = versions(&client, ns).await;
+    assert!(
+        after == before,
+        "a second deploy must change nothing: {:#?}",
+        changed(&before, &after)
     );
     println!(
         "fresh deploy {:.2}s, no-op re-deploy {:.2}s",
@@ -347,7 +355,6 @@ async fn fresh_deploy_is_ready_and_a_second_changes_nothing() {
         plan.contains("unchanged  StatefulSet/rabbitmq") && !plan.contains("update "),
         "{plan}"
     );
-    delete_namespace(&client, ns).await;
 }
 
 #[tokio::test]
@@ -417,51 +424,56 @@ async fn secrets_hold_every_credential_and_nothing_else_does() {
             );
         }
     }
-    delete_namespace(&client, ns).await;
+}
+
+/// Deploys the manifests with `file`'s `image` replaced by `broken`, which must
+/// fail (exit 1) with every one of `expected` in its output.
+async fn deploy_fails_explaining(file: &str, image: &str, broken: &str, expected: &[&str]) {
+    let kubeconfig = kube_sim();
+    let (from, to) = (format!("image: {image}"), format!("image: {broken}"));
+    let project = Project::new(|name, text| {
+        if name == file {
+            text.replace(&from, &to)
+        } else {
+            text
+        }
+    });
+    let output = project.deploy(&kubeconfig, &[]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    for phrase in expected {
+        assert!(out.contains(phrase), "{phrase:?} missing from:\n{out}");
+    }
 }
 
 #[tokio::test]
 #[ignore = "needs kube-sim: KUBE_SIM_KUBECONFIG"]
 async fn image_pull_failure_is_explained_naming_the_pod() {
-    let kubeconfig = kube_sim();
-    let project = Project::new(|name, text| {
-        if name == "inventory-db.yaml" {
-            text.replace("image: postgres", "image: badimage/postgres:16")
-        } else {
-            text
-        }
-    });
-    let output = project.deploy(&kubeconfig, &[]);
-    let out = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{out}");
-    assert!(out.contains("StatefulSet/inventory-db: pod inventory-db-0 cannot pull its image badimage/postgres:16"), "{out}");
-    assert!(
-        out.contains("ImagePullBackOff") && out.contains("not pushed"),
-        "{out}"
-    );
-    delete_namespace(&client(&kubeconfig).await, &project.namespace).await;
+    deploy_fails_explaining(
+        "inventory-db.yaml",
+        "postgres",
+        "badimage/postgres:16",
+        &[
+            "StatefulSet/inventory-db: pod inventory-db-0 cannot pull its image badimage/postgres:16: ImagePullBackOff",
+            "not pushed",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
 #[ignore = "needs kube-sim: KUBE_SIM_KUBECONFIG"]
 async fn crash_loop_is_explained_naming_the_pod() {
-    let kubeconfig = kube_sim();
-    let project = Project::new(|name, text| {
-        if name == "rabbitmq.yaml" {
-            text.replace("image: rabbitmq", "image: crashloop/rabbitmq:3")
-        } else {
-            text
-        }
-    });
-    let output = project.deploy(&kubeconfig, &[]);
-    let out = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{out}");
-    assert!(
-        out.contains("container rabbitmq of pod rabbitmq-0 keeps crashing (CrashLoopBackOff"),
-        "{out}"
-    );
-    assert!(out.contains("orchestrator logs rabbitmq"), "{out}");
-    delete_namespace(&client(&kubeconfig).await, &project.namespace).await;
+    deploy_fails_explaining(
+        "rabbitmq.yaml",
+        "rabbitmq",
+        "crashloop/rabbitmq:3",
+        &[
+            "container rabbitmq of pod rabbitmq-0 keeps crashing (CrashLoopBackOff",
+            "orchestrator logs rabbitmq",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -490,11 +502,11 @@ async fn a_removed_manifest_is_pruned_and_nothing_else() {
         .into_iter()
         .filter(|(key, _)| !key.starts_with("NetworkPolicy/"))
         .collect();
-    assert_eq!(
-        after, expected,
-        "only the network policies may go, and nothing else may change"
+    assert!(
+        after == expected,
+        "only the network policies may go, and nothing else may change: {:#?}",
+        changed(&expected, &after)
     );
-    delete_namespace(&client, &project.namespace).await;
 }
 
 #[tokio::test]
@@ -561,5 +573,4 @@ async fn built_and_pushed_images_are_pinned_by_digest() {
             && image.ends_with("@sha256:0123456789abcdef"),
         "{image}"
     );
-    delete_namespace(&client, &project.namespace).await;
 }

@@ -57,6 +57,16 @@ impl Change {
             Change::Prune => "prune",
         }
     }
+
+    /// As a report of what was done.
+    pub fn done(self) -> &'static str {
+        match self {
+            Change::Create => "created",
+            Change::Update => "updated",
+            Change::Unchanged => "unchanged",
+            Change::Prune => "pruned",
+        }
+    }
 }
 
 /// An object of ours found live that the manifests no longer define.
@@ -133,7 +143,7 @@ impl Cluster {
 
     /// Server-side apply; with `dry_run` the server validates and answers
     /// without storing anything.
-    pub async fn apply(&self, manifest: &Manifest, dry_run: bool) -> anyhow::Result<DynamicObject> {
+    async fn apply(&self, manifest: &Manifest, dry_run: bool) -> anyhow::Result<DynamicObject> {
         let (api, _) = self.api(&manifest.api_version, &manifest.kind).await?;
         let mut params = PatchParams::apply(MANAGER).force();
         params.dry_run = dry_run;
@@ -152,20 +162,22 @@ impl Cluster {
         })
     }
 
-    /// What applying the manifest would do, asked of the server by a dry run.
-    pub async fn change(&self, manifest: &Manifest) -> anyhow::Result<Change> {
+    /// Brings the object to the manifest: asks the server what an apply would
+    /// change (a dry run, which also validates), and applies only when that is
+    /// something, unless `dry_run`. An unchanged object is not written at all.
+    pub async fn converge(&self, manifest: &Manifest, dry_run: bool) -> anyhow::Result<Change> {
         let (api, _) = self.api(&manifest.api_version, &manifest.kind).await?;
-        let Some(live) = api.get_opt(&manifest.name).await? else {
-            // Still let the server validate it.
-            self.apply(manifest, true).await?;
-            return Ok(Change::Create);
-        };
+        let live = api.get_opt(&manifest.name).await?;
         let after = self.apply(manifest, true).await?;
-        Ok(if comparable(&live) == comparable(&after) {
-            Change::Unchanged
-        } else {
-            Change::Update
-        })
+        let change = match live {
+            None => Change::Create,
+            Some(live) if comparable(&live) == comparable(&after) => Change::Unchanged,
+            Some(_) => Change::Update,
+        };
+        if !dry_run && change != Change::Unchanged {
+            self.apply(manifest, false).await?;
+        }
+        Ok(change)
     }
 
     /// Objects carrying our label, of the manifests' kinds and the usual ones,

@@ -71,8 +71,14 @@ pub fn discover(dir: &Path, repository: &str, tag: &str) -> anyhow::Result<Vec<I
 }
 
 /// The sources' identity: `COMMIT` or `COMMIT-dirty` in a git checkout, else
-/// `src-HASH` of every file outside build output and local state.
-pub async fn source_tag(project_dir: &Path, runner: &Runner) -> anyhow::Result<String> {
+/// `src-HASH` of every file outside build output and local state. The
+/// manifests are not what the images are built from: editing them does not
+/// change the tag (and so does not restart every pod).
+pub async fn source_tag(
+    project_dir: &Path,
+    manifests: &Path,
+    runner: &Runner,
+) -> anyhow::Result<String> {
     let git = |args: &[&str]| {
         Command::new("git")
             .arg("-C")
@@ -87,10 +93,18 @@ pub async fn source_tag(project_dir: &Path, runner: &Runner) -> anyhow::Result<S
         )
         .await
     {
+        let outside_manifests = format!(":(exclude){}", manifests.display());
         let changes = runner
             .run(
                 "git status",
-                git(&["status", "--porcelain", "--untracked-files=normal"]),
+                git(&[
+                    "status",
+                    "--porcelain",
+                    "--untracked-files=normal",
+                    "--",
+                    ".",
+                    &outside_manifests,
+                ]),
                 Stdout::Capture,
             )
             .await?;
@@ -101,21 +115,21 @@ pub async fn source_tag(project_dir: &Path, runner: &Runner) -> anyhow::Result<S
         };
         return Ok(format!("{}{dirty}", commit.trim()));
     }
-    let root = project_dir.to_path_buf();
-    let hash = tokio::task::spawn_blocking(move || hash_tree(&root)).await??;
+    let (root, manifests) = (project_dir.to_path_buf(), manifests.to_path_buf());
+    let hash = tokio::task::spawn_blocking(move || hash_tree(&root, &manifests)).await??;
     Ok(format!("src-{}", &hash[..12]))
 }
 
 const NOT_SOURCES: &[&str] = &["target", ".git", ".orchestrator", ".vagrant", ".env"];
 
-fn hash_tree(root: &Path) -> anyhow::Result<String> {
+fn hash_tree(root: &Path, skip: &Path) -> anyhow::Result<String> {
     let mut files = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
             let name = entry.file_name();
-            if NOT_SOURCES.iter().any(|n| name == *n) {
+            if NOT_SOURCES.iter().any(|n| name == *n) || entry.path() == skip {
                 continue;
             }
             let kind = entry.file_type()?;
@@ -402,14 +416,17 @@ mod tests {
     }
 
     #[test]
-    fn content_hash_ignores_build_output() {
+    fn content_hash_ignores_build_output_and_manifests() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.rs"), "x").unwrap();
-        let first = hash_tree(dir.path()).unwrap();
+        let manifests = dir.path().join("manifests");
+        std::fs::create_dir(&manifests).unwrap();
+        let first = hash_tree(dir.path(), &manifests).unwrap();
         std::fs::create_dir(dir.path().join("target")).unwrap();
         std::fs::write(dir.path().join("target/out"), "y").unwrap();
-        assert_eq!(hash_tree(dir.path()).unwrap(), first);
+        std::fs::write(manifests.join("a.yaml"), "kind: A").unwrap();
+        assert_eq!(hash_tree(dir.path(), &manifests).unwrap(), first);
         std::fs::write(dir.path().join("a.rs"), "z").unwrap();
-        assert_ne!(hash_tree(dir.path()).unwrap(), first);
+        assert_ne!(hash_tree(dir.path(), &manifests).unwrap(), first);
     }
 }

@@ -98,7 +98,7 @@ pub async fn release(
         manifests.retain(|m| is_shared(m) || m.component() == Some(only));
     }
     let repository = images::repository(&project.config.registry)?;
-    let tag = images::source_tag(project.dir, runner).await?;
+    let tag = images::source_tag(project.dir, &dir, runner).await?;
     let all = images::discover(
         &project.dir.join(&project.config.deploy.dockerfiles),
         &repository,
@@ -185,7 +185,7 @@ pub async fn plan(
     let waves = waves_for(project, &inputs, false)?;
     let mut planned = Vec::new();
     for wave in &waves {
-        let changes = try_join_all(wave.objects.iter().map(|m| cluster.change(m))).await?;
+        let changes = try_join_all(wave.objects.iter().map(|m| cluster.converge(m, true))).await?;
         planned.push(PlannedWave {
             name: wave.name.clone(),
             objects: wave
@@ -279,7 +279,7 @@ pub async fn deploy(
             let key = format!("{}/{}", orphan.kind, orphan.name);
             reporter.started(&key, &key);
             cluster.delete(&orphan).await?;
-            reporter.finished(&key, true, "pruned");
+            reporter.finished(&key, true, Change::Prune.done());
             pruned.push(key);
         }
     }
@@ -306,11 +306,11 @@ async fn roll_out(
     let applied = join_all(wave.objects.iter().map(|object| async move {
         let key = object.key();
         reporter.started(&key, &key);
-        let result = cluster.apply(object, false).await;
+        let result = cluster.converge(object, false).await;
         match (&result, object.is_workload()) {
             (Err(_), _) => reporter.finished(&key, false, "refused"),
-            (Ok(_), true) => reporter.progress(&key, "applied, waiting"),
-            (Ok(_), false) => reporter.finished(&key, true, "applied"),
+            (Ok(change), true) => reporter.progress(&key, &format!("{}, waiting", change.done())),
+            (Ok(change), false) => reporter.finished(&key, true, change.done()),
         }
         result
     }))
