@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, PostParams};
 use serde_json::json;
 
 /// Runs `orchestrator logs ARGS` in a directory whose configuration names `namespace`.
@@ -57,7 +57,8 @@ fn a_bad_duration_is_a_usage_error_before_the_cluster_is_reached() {
 async fn logs_on_kube_sim_fail_clearly_and_unknown_apps_are_refused() {
     let kubeconfig = support::kube_sim::kubeconfig();
     let client = support::kube_sim::client(&kubeconfig).await;
-    let namespace = format!("logs-{}", orchestrator::state::random_hex(4));
+    let scratch = support::kube_sim::TestNamespace::new("logs", &kubeconfig);
+    let namespace = scratch.name.clone();
     let namespaces = Api::<Namespace>::all(client.clone());
     let object = serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap();
     namespaces
@@ -121,8 +122,4 @@ async fn logs_on_kube_sim_fail_clearly_and_unknown_apps_are_refused() {
         "{}",
         stderr(&output)
     );
-    namespaces
-        .delete(&namespace, &DeleteParams::background())
-        .await
-        .unwrap();
 }

@@ -36,7 +36,7 @@ const NO_GATEWAY: &str = "http://127.0.0.1:9";
 /// A project deployed to a namespace of its own on kube-sim, deleted on drop.
 struct Deployed {
     dir: tempfile::TempDir,
-    namespace: String,
+    namespace: support::kube_sim::TestNamespace,
     kubeconfig: String,
     client: kube::Client,
 }
@@ -45,7 +45,7 @@ impl Deployed {
     async fn new() -> Self {
         let kubeconfig = support::kube_sim::kubeconfig();
         let dir = tempfile::tempdir().unwrap();
-        let namespace = format!("verify-{}", orchestrator::state::random_hex(4));
+        let namespace = support::kube_sim::TestNamespace::new("verify", &kubeconfig);
         let client = support::kube_sim::client(&kubeconfig).await;
         let deployed = Deployed {
             dir,
@@ -63,7 +63,7 @@ impl Deployed {
     fn configure(&self, manifests: &Path) {
         let config = format!(
             "[deploy]\nnamespace = \"{}\"\nmanifests = \"{}\"\ndockerfiles = \"{REPO}/dockerfiles\"\ntimeout_secs = 60\n",
-            self.namespace,
+            self.namespace.name,
             manifests.display()
         );
         std::fs::write(self.dir.path().join("orchestrator.toml"), config).unwrap();
@@ -99,7 +99,7 @@ impl Deployed {
 
     fn run_kubectl(&self, args: &[&str]) -> String {
         let output = Command::new("kubectl")
-            .args(["--kubeconfig", &self.kubeconfig, "-n", &self.namespace])
+            .args(["--kubeconfig", &self.kubeconfig, "-n", &self.namespace.name])
             .args(args)
             .output()
             .unwrap();
@@ -110,13 +110,7 @@ impl Deployed {
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
     {
-        Api::namespaced(self.client.clone(), &self.namespace)
-    }
-}
-
-impl Drop for Deployed {
-    fn drop(&mut self) {
-        self.run_kubectl(&["delete", "namespace", &self.namespace, "--wait=false"]);
+        Api::namespaced(self.client.clone(), &self.namespace.name)
     }
 }
 
@@ -190,7 +184,7 @@ async fn checks_pass_after_deploy_and_each_breakage_fails_with_its_reason() {
     // The API checks' seam on a cluster: billing-app's StatefulSet scaled down and back.
     let billing = KubeBilling {
         client: stack.client.clone(),
-        namespace: stack.namespace.clone(),
+        namespace: stack.namespace.name.clone(),
     };
     assert_eq!(billing.replicas().await.unwrap(), 1);
     billing.scale(0).await.unwrap();

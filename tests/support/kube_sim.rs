@@ -19,3 +19,34 @@ pub async fn client(kubeconfig: &str) -> kube::Client {
         .unwrap()
         .client
 }
+
+/// A namespace name of a test's own; the namespace is deleted (without
+/// waiting) when this is dropped, also when the test fails.
+pub struct TestNamespace {
+    pub name: String,
+    kubeconfig: String,
+}
+
+impl TestNamespace {
+    pub fn new(prefix: &str, kubeconfig: &str) -> Self {
+        TestNamespace {
+            name: format!("{prefix}-{}", orchestrator::state::random_hex(4)),
+            kubeconfig: kubeconfig.into(),
+        }
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kubectl")
+            .args([
+                "--kubeconfig",
+                &self.kubeconfig,
+                "delete",
+                "namespace",
+                &self.name,
+                "--wait=false",
+            ])
+            .output();
+    }
+}
