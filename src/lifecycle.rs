@@ -58,6 +58,9 @@ pub struct Destroyed {
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterStatus {
     pub machines: Vec<Machine>,
+    /// Why there are no VMs to show.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machines_error: Option<String>,
     pub nodes: Vec<NodeSummary>,
     /// Which API server `nodes` come from.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -170,12 +173,20 @@ impl<'a> Cluster<'a> {
         })
     }
 
-    /// The VMs' states and, when the API answers, the nodes. `target` chooses
-    /// the cluster as kubectl would; without one, the cluster's own kubeconfig.
-    pub async fn status(&self, target: &Target) -> anyhow::Result<ClusterStatus> {
-        self.require_tools()?;
-        let machines = self.machines().await?;
+    /// The VMs' states and, when the API answers, the nodes and the connection
+    /// (for the stack's part of `status`). `target` chooses the cluster as
+    /// kubectl would; without one, the cluster's own kubeconfig.
+    pub async fn status(
+        &self,
+        target: &Target,
+    ) -> anyhow::Result<(ClusterStatus, Option<kubeapi::Connection>)> {
         let explicit = target.kubeconfig.is_some() || target.context.is_some();
+        // Pointed at some cluster explicitly, status still shows it on a host without the VM tools.
+        let (machines, machines_error) = match self.require_tools() {
+            Ok(()) => (self.machines().await?, None),
+            Err(missing) if explicit => (Vec::new(), Some(missing.to_string())),
+            Err(missing) => return Err(missing.into()),
+        };
         let master_running = machines
             .iter()
             .any(|m| m.name == "master" && m.is_running());
@@ -192,17 +203,19 @@ impl<'a> Cluster<'a> {
         };
         let mut status = ClusterStatus {
             machines,
+            machines_error,
             nodes: Vec::new(),
             api: None,
             api_error: None,
         };
+        let mut answered = None;
         let listed = match target {
             Ok(target) => match kubeapi::connect(&target).await {
                 Ok(connection) => {
-                    status.api = Some(connection.description);
-                    nodes::list(connection.client)
-                        .await
-                        .map_err(|err| format!("{err:#}"))
+                    status.api = Some(connection.description.clone());
+                    let nodes = nodes::list(connection.client.clone()).await;
+                    answered = Some(connection);
+                    nodes.map_err(|err| format!("{err:#}"))
                 }
                 Err(err) => Err(format!("{err:#}")),
             },
@@ -212,7 +225,7 @@ impl<'a> Cluster<'a> {
             Ok(nodes) => status.nodes = nodes,
             Err(why) => status.api_error = Some(why),
         }
-        Ok(status)
+        Ok((status, answered))
     }
 
     fn require_tools(&self) -> Result<(), crate::error::Failure> {
