@@ -15,14 +15,14 @@ use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::discovery::{ApiResource, pinned_kind};
 use support::FakeBin;
-use support::kube_sim::{client, kubeconfig as kube_sim};
+use support::kube_sim::{TestNamespace, client, kubeconfig as kube_sim};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
 /// A project directory whose configuration deploys into its own namespace.
 struct Project {
     dir: tempfile::TempDir,
-    namespace: String,
+    namespace: TestNamespace,
     manifests: PathBuf,
 }
 
@@ -30,7 +30,11 @@ impl Project {
     /// With a copy of the repository's manifests, changed by `edit` (file name, text) → text.
     fn new(edit: impl Fn(&str, String) -> String) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let namespace = format!("deploy-{}", orchestrator::state::random_hex(4));
+        // Deleted with the project: kube-sim's two nodes have room for only a few stacks.
+        let namespace = TestNamespace::new(
+            "deploy",
+            &std::env::var("KUBE_SIM_KUBECONFIG").unwrap_or_default(),
+        );
         let manifests = dir.path().join("manifests");
         std::fs::create_dir(&manifests).unwrap();
         for entry in std::fs::read_dir(Path::new(REPO).join("manifests")).unwrap() {
@@ -40,7 +44,8 @@ impl Project {
             std::fs::write(manifests.join(&name), text).unwrap();
         }
         let config = format!(
-            "[registry]\nnamespace = \"student\"\n[deploy]\nnamespace = \"{namespace}\"\ndockerfiles = \"{REPO}/dockerfiles\"\ntimeout_secs = 60\n"
+            "[registry]\nnamespace = \"student\"\n[deploy]\nnamespace = \"{}\"\ndockerfiles = \"{REPO}/dockerfiles\"\ntimeout_secs = 60\n",
+            namespace.name
         );
         std::fs::write(dir.path().join("orchestrator.toml"), config).unwrap();
         Project {
@@ -78,25 +83,6 @@ impl Project {
         ];
         args.extend_from_slice(extra);
         self.run_with_path(&std::env::var("PATH").unwrap(), &args)
-    }
-}
-
-/// The namespace goes with the test, passed or failed: kube-sim's two nodes
-/// have room for only a few stacks at once.
-impl Drop for Project {
-    fn drop(&mut self) {
-        if let Ok(kubeconfig) = std::env::var("KUBE_SIM_KUBECONFIG") {
-            let _ = std::process::Command::new("kubectl")
-                .args([
-                    "--kubeconfig",
-                    &kubeconfig,
-                    "delete",
-                    "namespace",
-                    &self.namespace,
-                ])
-                .args(["--wait=false", "--ignore-not-found"])
-                .output();
-        }
     }
 }
 
@@ -265,7 +251,7 @@ async fn fresh_deploy_is_ready_and_a_second_changes_nothing() {
     );
 
     let client = client(&kubeconfig).await;
-    let ns = &project.namespace;
+    let ns = &project.namespace.name;
     let sets = Api::<StatefulSet>::namespaced(client.clone(), ns);
     for name in ["inventory-db", "billing-db", "rabbitmq", "billing-app"] {
         let set = sets.get(name).await.unwrap();
@@ -375,7 +361,7 @@ async fn secrets_hold_every_credential_and_nothing_else_does() {
     assert_eq!(values.len(), 6, "{credentials}");
 
     let client = client(&kubeconfig).await;
-    let ns = &project.namespace;
+    let ns = &project.namespace.name;
     let secrets = Api::<Secret>::namespaced(client.clone(), ns)
         .list(&ListParams::default())
         .await
@@ -483,7 +469,7 @@ async fn a_removed_manifest_is_pruned_and_nothing_else() {
     let project = Project::new(|_, text| text);
     assert!(project.deploy(&kubeconfig, &[]).status.success());
     let client = client(&kubeconfig).await;
-    let before = versions(&client, &project.namespace).await;
+    let before = versions(&client, &project.namespace.name).await;
     assert!(before.contains_key("NetworkPolicy/default-deny"));
 
     std::fs::remove_file(project.manifests.join("network-policies.yaml")).unwrap();
@@ -497,7 +483,7 @@ async fn a_removed_manifest_is_pruned_and_nothing_else() {
     assert!(output.status.success(), "{out}");
     assert!(out.contains("pruned 8"), "{out}");
 
-    let after = versions(&client, &project.namespace).await;
+    let after = versions(&client, &project.namespace.name).await;
     let expected: BTreeMap<String, String> = before
         .into_iter()
         .filter(|(key, _)| !key.starts_with("NetworkPolicy/"))
@@ -560,7 +546,7 @@ async fn built_and_pushed_images_are_pinned_by_digest() {
     let record = std::fs::read_to_string(project.path().join(".orchestrator/images.json")).unwrap();
     assert!(record.contains("sha256:0123456789abcdef"), "{record}");
     let client = client(&kubeconfig).await;
-    let gateway = Api::<Deployment>::namespaced(client.clone(), &project.namespace)
+    let gateway = Api::<Deployment>::namespaced(client.clone(), &project.namespace.name)
         .get("api-gateway")
         .await
         .unwrap();
