@@ -134,15 +134,12 @@ impl Reporter for Live {
                 }
             }
             Event::Finished { id, ok, message } => {
+                // A finished task leaves the live area for a permanent line above it.
                 if let Some((bar, label)) = tasks.remove(&id) {
-                    let mark = if ok {
-                        paint(32, "✓")
-                    } else {
-                        paint(31, "✗")
-                    };
+                    let mark = if ok { paint(32, "✓") } else { paint(31, "✗") };
                     let took = seconds(bar.elapsed());
-                    bar.set_style(ProgressStyle::with_template("{msg}").expect("valid template"));
-                    bar.finish_with_message(format!("{mark} {label}: {message} ({took})"));
+                    bar.finish_and_clear();
+                    let _ = self.bars.println(format!("{mark} {label}: {message} ({took})"));
                 }
             }
             Event::Note(message) => {
