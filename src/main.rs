@@ -13,9 +13,12 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the async runtime");
     let result = runtime.block_on(async {
+        // Ctrl-C first: children die of the same signal, and their failure must
+        // not win the race and be reported as the cause.
         tokio::select! {
-            result = commands::run(cli) => result,
+            biased;
             _ = tokio::signal::ctrl_c() => Err(Failure::Interrupted.into()),
+            result = commands::run(cli) => result,
         }
     });
     // Do not wait for blocking threads (child processes get their own Ctrl-C).
