@@ -48,7 +48,7 @@ pub async fn run(env: Env) -> anyhow::Result<()> {
 
 #[derive(Clone)]
 pub struct AppState {
-    http: reqwest::Client,
+    http: proxy::Client,
     inventory: std::sync::Arc<Upstream>,
     billing: std::sync::Arc<Upstream>,
     publisher: std::sync::Arc<Publisher>,

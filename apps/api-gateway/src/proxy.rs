@@ -2,9 +2,12 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, header};
-use axum::response::{IntoResponse, Response};
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Request, header};
+use axum::response::Response;
+use http_body_util::Full;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use service_common::ApiError;
 use service_common::config::Env;
 
@@ -30,41 +33,48 @@ impl Upstream {
     }
 }
 
-/// One client for every upstream: it keeps connections open between
-/// requests.
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(30))
+/// The client for every upstream: plain HTTP/1.1 that keeps connections open
+/// between requests.
+pub type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+
+pub fn client() -> Client {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(2)));
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(128)
-        .tcp_nodelay(true)
-        .build()
-        .expect("the HTTP client's settings are valid")
+        .build(connector)
 }
 
+/// How long an upstream may take to start its answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sends the request on to `upstream` and streams its answer back as it is.
 pub async fn forward(
-    client: &reqwest::Client,
+    client: &Client,
     upstream: &Upstream,
     method: Method,
     path_and_query: &str,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let unavailable = |error: reqwest::Error| {
+    let unavailable = |error: &dyn std::fmt::Display| {
         tracing::warn!(upstream = upstream.name, %error, "upstream unavailable");
         ApiError::Unavailable(format!("{} unavailable", upstream.name))
     };
-    let answer = client
-        .request(method, format!("{}{path_and_query}", upstream.base_url))
-        .headers(end_to_end(headers))
-        .body(body)
-        .send()
+    let mut request = Request::new(Full::new(body));
+    *request.method_mut() = method;
+    *request.uri_mut() = format!("{}{path_and_query}", upstream.base_url)
+        .parse()
+        .map_err(|_| ApiError::BadRequest("invalid path".into()))?;
+    *request.headers_mut() = end_to_end(headers);
+    let answer = tokio::time::timeout(ANSWER_TIMEOUT, client.request(request))
         .await
-        .map_err(unavailable)?;
-    let status = answer.status();
-    let headers = end_to_end(answer.headers().clone());
-    let body = answer.bytes().await.map_err(unavailable)?;
-    Ok((status, headers, body).into_response())
+        .map_err(|elapsed| unavailable(&elapsed))?
+        .map_err(|error| unavailable(&error))?;
+    let (mut parts, body) = answer.into_parts();
+    parts.headers = end_to_end(parts.headers);
+    Ok(Response::from_parts(parts, Body::new(body)))
 }
 
 /// The headers meant for the other end, without those that describe one
