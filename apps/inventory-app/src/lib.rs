@@ -8,7 +8,8 @@ use service_common::ApiError;
 use service_common::config::Env;
 use service_common::extract::{JsonBody, PathParam, QueryParams};
 use service_common::postgres::{self, DbSettings};
-use sqlx::PgPool;
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
 
 pub struct Config {
     pub db: DbSettings,
@@ -50,11 +51,23 @@ pub fn app(pool: PgPool) -> Router {
     })
 }
 
-#[derive(Serialize, Deserialize, sqlx::FromRow, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
 pub struct Movie {
     pub id: i32,
     pub title: String,
     pub description: String,
+}
+
+/// Columns read by position, in the order every query selects them: the
+/// derived implementation looks each one up by name, for every row.
+impl sqlx::FromRow<'_, PgRow> for Movie {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Movie {
+            id: row.try_get(0)?,
+            title: row.try_get(1)?,
+            description: row.try_get(2)?,
+        })
+    }
 }
 
 #[derive(Deserialize)]
