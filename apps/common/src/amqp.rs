@@ -49,6 +49,10 @@ impl AmqpSettings {
             query: AMQPQueryString {
                 heartbeat: Some(10),
                 connection_timeout: Some(3_000),
+                // lapin buffers 32 frames each way: at the broker's default
+                // 128 KiB frames that is 8 MB of a service's memory. Orders are
+                // far smaller than 16 KiB, and larger messages are split.
+                frame_max: Some(16 * 1024),
                 ..Default::default()
             },
         };
