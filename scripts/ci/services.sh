@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The services' checks: hadolint on the Dockerfiles, the release build the
-# Dockerfiles run, and the apps' tests against real PostgreSQL and RabbitMQ.
-# Run from the repository root by .ci/run, as root (the fault tests start
-# private servers as the postgres and rabbitmq users).
+# The services' ground: PostgreSQL and RabbitMQ running for the apps' tests
+# (which .ci/run runs next), hadolint on the Dockerfiles, and the release build
+# the Dockerfiles run.
+# Run from the repository root by .ci/run, as root (it installs packages; the
+# fault tests start private servers as the postgres and rabbitmq users).
 #
 # On a fresh Debian machine it installs what is missing and starts the shared
 # servers the tests expect: PostgreSQL on 127.0.0.1:5432 (user postgres, trust
@@ -59,7 +60,5 @@ hadolint dockerfiles/*.Dockerfile
 
 say "release build, as in the Dockerfiles"
 cargo build --release --locked -p inventory-app -p billing-app -p api-gateway
-
-say "tests, with those needing PostgreSQL and RabbitMQ"
-cargo test --locked -p service-common -p testkit -p inventory-app -p billing-app -p api-gateway \
-  -- --include-ignored
+# Their tests (`#[ignore]`d, needing the servers started above) run with the
+# other tiers' in .ci/run's last step: one `cargo test --workspace` build.
