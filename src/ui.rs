@@ -136,10 +136,16 @@ impl Reporter for Live {
             Event::Finished { id, ok, message } => {
                 // A finished task leaves the live area for a permanent line above it.
                 if let Some((bar, label)) = tasks.remove(&id) {
-                    let mark = if ok { paint(32, "✓") } else { paint(31, "✗") };
+                    let mark = if ok {
+                        paint(32, "✓")
+                    } else {
+                        paint(31, "✗")
+                    };
                     let took = seconds(bar.elapsed());
                     bar.finish_and_clear();
-                    let _ = self.bars.println(format!("{mark} {label}: {message} ({took})"));
+                    let _ = self
+                        .bars
+                        .println(format!("{mark} {label}: {message} ({took})"));
                 }
             }
             Event::Note(message) => {
