@@ -83,9 +83,14 @@ fn create_create_stop_start_status_destroy() {
         ours["clusters"][0]["cluster"]["server"],
         "https://127.0.0.1:6443"
     );
+    // kube-sim's CA file, beside its kubeconfig: kept as the path it was.
+    let ca = std::path::Path::new(&kube_sim::kubeconfig())
+        .with_file_name("pki/ca.crt")
+        .display()
+        .to_string();
     assert_eq!(
         ours["clusters"][0]["cluster"]["certificate-authority"],
-        "/tmp/kube-sim/pki/ca.crt"
+        ca.as_str()
     );
 
     sandbox.clear_calls();
