@@ -1,17 +1,24 @@
 # syntax=docker/dockerfile:1
-# Built from the repository root: docker build -f dockerfiles/inventory-app.Dockerfile .
-FROM rust:1.95.0-slim-bookworm AS build
+# Built from the repository root by `orchestrator deploy`, for the nodes' platforms:
+#   docker buildx build --platform linux/amd64,linux/arm64 -f dockerfiles/inventory-app.Dockerfile .
+# The build stage runs on the build machine's own CPU and cross-compiles
+# (dockerfiles/cross-build.sh); only the runtime stage is of the target platform.
+FROM --platform=$BUILDPLATFORM rust:1.95.0-slim-bookworm AS build
+ARG TARGETARCH
 WORKDIR /src
 COPY . .
-# The same build CI runs (scripts/ci/services.sh); the caches only speed up rebuilds.
+# The caches only speed up rebuilds; the registry and target dirs are shared by the apps.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p inventory-app \
-    && cp target/release/inventory-app /usr/local/bin/inventory-app
+    dockerfiles/cross-build.sh inventory-app
 
-# Same Debian release as the build stage, so the binary finds its glibc.
-FROM debian:12.11-slim
-COPY --from=build /usr/local/bin/inventory-app /usr/local/bin/inventory-app
+# glibc and libgcc of the build stage's Debian release, no shell, no package
+# manager: a base of about 20 MB instead of debian-slim's 75 MB (uncompressed).
+# It runs as the uid the manifests ask for, not root.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /out/inventory-app /out/healthcheck /usr/local/bin/
 USER 10001:10001
 EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/healthcheck", "INVENTORY_APP_PORT", "8080"]
 ENTRYPOINT ["/usr/local/bin/inventory-app"]

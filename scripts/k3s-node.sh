@@ -7,9 +7,16 @@
 #   NODE_NAME, NODE_IP   this machine's name and private-network address
 #   MASTER_IP            agents: the K3s server's private-network address
 #   MASTER_WAIT_SECONDS  agents: how long to wait for the server's API (default 300)
+#   K3S_START_SECONDS    how long the K3s service may take to start (default 300)
+#   K3S_RELEASE_DIR      optional: a directory holding the pinned release the host
+#                        downloaded and verified (`k3s` and `install.sh`); without
+#                        it the VM downloads both from the internet
 #
 # The orchestrator provisions the master and the agents at the same time, so an
-# agent first waits for the master's API, with a deadline. Safe to re-run: when
+# agent first waits for the master's API, with a deadline. The service is
+# started without waiting on systemd (K3s's unit has TimeoutStartSec=0: an agent
+# with a wrong token would block `systemctl start` forever) and watched with a
+# deadline instead; on failure its journal is printed. Safe to re-run: when
 # the pinned version already runs with the same settings it says so and changes
 # nothing. One line per phase, so the orchestrator's log of `vagrant provision`
 # stays readable; the installer's own output goes to a log file in the VM and is
@@ -18,9 +25,17 @@ set -euo pipefail
 
 ROLE=k3s-${1:-}
 SERVICE=k3s
-readonly STATE_DIR=/var/lib/orchestrator
-readonly INSTALL_LOG=/var/log/orchestrator-k3s-install.log
+start_seconds=300
 readonly API_READY_SECONDS=180
+# Where things go in the VM; the script's tests point them into a scratch dir.
+readonly STATE_DIR=${STATE_DIR:-/var/lib/orchestrator}
+readonly INSTALL_LOG=${INSTALL_LOG:-/var/log/orchestrator-k3s-install.log}
+readonly K3S_BIN=${K3S_BIN:-/usr/local/bin/k3s}
+readonly NODE_PASSWORD_FILE=${NODE_PASSWORD_FILE:-/etc/rancher/node/password}
+readonly UDEV_RULES_DIR=${UDEV_RULES_DIR:-/etc/udev/rules.d}
+readonly OS_RELEASE=${OS_RELEASE:-/etc/os-release}
+# Journal lines of a K3s service that will never start by waiting longer.
+readonly FATAL_JOURNAL='token is not valid|Node password rejected|failed to validate token|level=fatal'
 
 say() { printf '%s: %s\n' "$ROLE" "$*"; }
 die() { printf '%s: error: %s\n' "$ROLE" "$*" >&2; exit 1; }
@@ -51,30 +66,98 @@ private_iface() {
 # True when the pinned K3s runs with exactly the settings in $1.
 already_provisioned() {
   [[ -f $STATE_DIR/$ROLE.settings && "$(<"$STATE_DIR/$ROLE.settings")" == "$1" ]] &&
-    [[ "$(/usr/local/bin/k3s --version 2>/dev/null)" == "k3s version $INSTALL_K3S_VERSION "* ]] &&
+    [[ "$("$K3S_BIN" --version 2>/dev/null)" == "k3s version $INSTALL_K3S_VERSION "* ]] &&
     systemctl is-active --quiet "$SERVICE"
 }
 
 # Runs the official installer (https://get.k3s.io) the way K3s documents it: it
 # reads INSTALL_K3S_VERSION and K3S_TOKEN from the environment (K3S_TOKEN goes to
 # the service's root-only env file) and its arguments become the service's
-# command line.
+# command line. It installs and enables the service but does not start it
+# (INSTALL_K3S_SKIP_START): start_service does, with a deadline. With
+# K3S_RELEASE_DIR the host's verified copy is used and nothing is downloaded.
 run_installer() {
   local installer
-  installer=$(mktemp)
-  say "downloading the K3s installer"
-  if ! curl -fsSL --retry 5 --retry-delay 2 --connect-timeout 10 -o "$installer" https://get.k3s.io; then
-    rm -f "$installer"
-    die "could not download https://get.k3s.io; check that this VM reaches the internet"
+  if [[ -n ${K3S_RELEASE_DIR:-} ]]; then
+    [[ -s $K3S_RELEASE_DIR/k3s && -s $K3S_RELEASE_DIR/install.sh ]] ||
+      die "K3S_RELEASE_DIR=$K3S_RELEASE_DIR lacks k3s or install.sh; run \`orchestrator create\` again to upload the release"
+    say "using the host's copy of the release (no download)"
+    install -m 0755 "$K3S_RELEASE_DIR/k3s" "$K3S_BIN"
+    installer=$K3S_RELEASE_DIR/install.sh
+    export INSTALL_K3S_SKIP_DOWNLOAD=true
+  else
+    installer=$(mktemp)
+    say "downloading the K3s installer"
+    if ! curl -fsSL --retry 5 --retry-delay 2 --connect-timeout 10 -o "$installer" https://get.k3s.io; then
+      rm -f "$installer"
+      die "could not download https://get.k3s.io; check that this VM reaches the internet"
+    fi
   fi
   say "installing K3s $INSTALL_K3S_VERSION (log: $INSTALL_LOG)"
   install -m 0600 /dev/null "$INSTALL_LOG"
-  if ! sh "$installer" "$@" >>"$INSTALL_LOG" 2>&1; then
-    rm -f "$installer"
+  local status=0
+  INSTALL_K3S_SKIP_START=true sh "$installer" "$@" >>"$INSTALL_LOG" 2>&1 || status=$?
+  [[ -n ${K3S_RELEASE_DIR:-} ]] || rm -f "$installer"
+  if ((status != 0)); then
     tail -n 20 "$INSTALL_LOG" >&2
     die "the K3s installer failed; full log in $INSTALL_LOG, service log: journalctl -u $SERVICE"
   fi
-  rm -f "$installer"
+}
+
+# (Re)starts $SERVICE without blocking on systemd and waits until it is active.
+# Gives up, printing the service's last journal lines, after $1 seconds, or as
+# soon as the journal shows a fatal error or the service has failed 3 times.
+start_service() {
+  local deadline=$((SECONDS + $1)) since state restarts
+  since=$(date '+%Y-%m-%d %H:%M:%S')
+  say "starting the $SERVICE service (up to $1s)"
+  systemctl restart --no-block "$SERVICE"
+  while :; do
+    state=$(systemctl is-active "$SERVICE" 2>/dev/null) || true
+    [[ $state == active ]] && return
+    restarts=$(systemctl show -p NRestarts --value "$SERVICE" 2>/dev/null) || restarts=0
+    if ((SECONDS >= deadline)) || [[ $state == failed ]] || ((${restarts:-0} >= 3)) ||
+      journalctl -u "$SERVICE" --since "$since" --no-pager -o cat 2>/dev/null | grep -Eq "$FATAL_JOURNAL"; then
+      printf '%s: the last lines of journalctl -u %s:\n' "$ROLE" "$SERVICE" >&2
+      journalctl -u "$SERVICE" --since "$since" --no-pager -o cat -n 15 2>/dev/null | sed 's/^/  | /' >&2 || true
+      die "the $SERVICE service did not start (state: ${state:-unknown}, restarts: ${restarts:-0}, after $((SECONDS - deadline + $1))s); a wrong token or a rejected node password shows above; repair the cause, then re-run the provisioning (vagrant provision $NODE_NAME)"
+    fi
+    sleep 2
+  done
+}
+
+# K3s identifies a node by the password in $NODE_PASSWORD_FILE, which the server
+# records on the first join. A re-created VM would generate a new one and be
+# rejected under its old name, so the password is derived from the cluster token
+# and the node name: the same machine always presents the same password.
+ensure_node_password() {
+  [[ -s $NODE_PASSWORD_FILE ]] && return
+  install -d -m 0700 "$(dirname "$NODE_PASSWORD_FILE")"
+  (umask 077 && printf 'orchestrator node password %s %s' "$NODE_NAME" "$K3S_TOKEN" |
+    sha256sum | cut -c1-32 >"$NODE_PASSWORD_FILE")
+}
+
+# Ubuntu 24.04's kernel corrupts the checksums of VXLAN packets that flannel's
+# device offloads, so pods on different nodes cannot reach each other. Turn the
+# offload off whenever flannel.1 appears (a udev rule), and now if it exists.
+flannel_checksum_workaround() {
+  local guest
+  # shellcheck source=/dev/null
+  guest=$(. "$OS_RELEASE" && printf '%s %s' "${ID:-}" "${VERSION_ID:-}")
+  [[ $guest == "ubuntu 24.04" ]] || return 0
+  local ethtool
+  ethtool=$(command -v ethtool) || {
+    say "warning: ethtool is missing; cannot turn off flannel's VXLAN checksum offload (apt-get install ethtool)"
+    return 0
+  }
+  install -d "$UDEV_RULES_DIR"
+  printf '%s\n' "# orchestrator: flannel VXLAN checksum offload is broken on Ubuntu 24.04 kernels" \
+    "ACTION==\"add\", SUBSYSTEM==\"net\", KERNEL==\"flannel.1\", RUN+=\"$ethtool -K flannel.1 tx-checksum-ip-generic off\"" \
+    >"$UDEV_RULES_DIR/90-flannel-checksum.rules"
+  if ip link show flannel.1 >/dev/null 2>&1; then
+    "$ethtool" -K flannel.1 tx-checksum-ip-generic off >/dev/null
+  fi
+  say "flannel VXLAN checksum offload off (Ubuntu 24.04 workaround)"
 }
 
 # Waits until the server answers on https://$MASTER_IP:6443/ping (K3s answers
@@ -102,12 +185,14 @@ provision_server() {
     return
   fi
 
+  ensure_node_password
   run_installer "${args[@]}"
+  start_service "$start_seconds"
 
   say "waiting for the API server (up to ${API_READY_SECONDS}s)"
   local deadline=$((SECONDS + API_READY_SECONDS))
   until [[ -s /etc/rancher/k3s/k3s.yaml ]] &&
-    /usr/local/bin/k3s kubectl get --raw /readyz >/dev/null 2>&1; do
+    "$K3S_BIN" kubectl get --raw /readyz >/dev/null 2>&1; do
     ((SECONDS < deadline)) ||
       die "the API server did not become ready within ${API_READY_SECONDS}s; see journalctl -u $SERVICE"
     sleep 2
@@ -131,9 +216,9 @@ provision_agent() {
   fi
 
   wait_for_master "$wait_seconds"
+  ensure_node_password
   run_installer "${args[@]}"
-  systemctl is-active --quiet "$SERVICE" ||
-    die "the $SERVICE service is not running after the install; see journalctl -u $SERVICE (a wrong token shows there)"
+  start_service "$start_seconds"
   record "$settings"
   say "K3s agent started; node $NODE_NAME is joining $K3S_URL"
 }
@@ -159,10 +244,14 @@ main() {
   : "${NODE_NAME:?NODE_NAME is not set}" "${NODE_IP:?NODE_IP is not set}"
   command -v curl >/dev/null || die "curl is missing in this VM; install it (apt-get install curl) and re-run"
 
+  start_seconds=${K3S_START_SECONDS:-300}
+  [[ $start_seconds =~ ^[1-9][0-9]*$ ]] || die "K3S_START_SECONDS must be a positive number of seconds, got '$start_seconds'"
+
   say "node $NODE_NAME, address $NODE_IP, K3s $INSTALL_K3S_VERSION"
   local iface
   iface=$(private_iface)
   say "private network interface: $iface"
+  flannel_checksum_workaround
   "provision_${ROLE#k3s-}" "$iface"
 }
 

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -10,10 +11,11 @@ use clap::{Args, Parser, Subcommand};
     name = "orchestrator",
     version,
     about = "A K3s cluster of Vagrant VMs and the microservices stack on it, in one command each",
-    propagate_version = true
+    propagate_version = true,
+    after_help = exit_codes()
 )]
 pub struct Cli {
-    /// Configuration file [default: ./orchestrator.toml]
+    /// Configuration file [default: the nearest orchestrator.toml here or above]
     #[arg(long, global = true, env = "ORCHESTRATOR_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -27,6 +29,15 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The exit codes, for `--help`.
+fn exit_codes() -> String {
+    let rows: Vec<String> = orchestrator::error::exit::TABLE
+        .iter()
+        .map(|(code, meaning)| format!("  {code:>3}  {}", meaning.replace('`', "")))
+        .collect();
+    format!("Exit codes:\n{}", rows.join("\n"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,10 +60,14 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Print the logs of every replica of an app
     Logs(LogsArgs),
-    /// Check the tools this host needs, and say how to install the missing ones
-    Doctor,
+    /// Check that this host can run the cluster and build the images, and say how to fix what cannot
+    Doctor(DoctorArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
+    /// Serve a live, read-only web page of the cluster, the stack, its logs and the last audit
+    Dashboard(DashboardArgs),
+    /// Show the stack at work, for an audit
+    Demo(DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +102,12 @@ pub struct DeployArgs {
     /// Do not build the images (use the tags of the current sources)
     #[arg(long)]
     pub skip_build: bool,
+    /// Build for these platforms, e.g. linux/amd64,linux/arm64 [default: the nodes' platforms]
+    #[arg(long, value_name = "OS/ARCH", value_delimiter = ',')]
+    pub platform: Vec<String>,
+    /// Import the images into every node's containerd instead of pushing them (no registry needed) [config: registry.sideload]
+    #[arg(long)]
+    pub sideload: bool,
     /// Do not push the images
     #[arg(long)]
     pub skip_push: bool,
@@ -126,7 +147,8 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// The app: inventory-app, billing-app, api-gateway, inventory-db, billing-db or rabbitmq
+    /// The app (a component of the stack)
+    #[arg(value_parser = component_names())]
     pub app: String,
     /// Keep streaming new lines
     #[arg(short, long)]
@@ -138,7 +160,61 @@ pub struct LogsArgs {
     pub target: ClusterTarget,
 }
 
+/// The stack's components, for help, completion and validation.
+fn component_names() -> PossibleValuesParser {
+    let values = orchestrator::stack::COMPONENTS
+        .iter()
+        .map(|c| PossibleValue::new(c.name).help(c.kind));
+    PossibleValuesParser::new(values)
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the findings as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Port on 127.0.0.1 [default: any free port]
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Do not open the page in a browser, only print its URL
+    #[arg(long)]
+    pub no_open: bool,
+    #[command(flatten)]
+    pub target: ClusterTarget,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(subcommand)]
+    pub demo: Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Demo {
+    /// Send load at the gateway for a while and show the autoscalers scale out
+    Hpa(HpaDemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HpaDemoArgs {
+    /// How long to send load, e.g. 60s, 2m
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub duration: String,
+    /// Requests per second
+    #[arg(long, default_value_t = 50, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rate: u32,
+    /// The gateway's base URL [default: from the api-gateway LoadBalancer Service]
+    #[arg(long, value_name = "URL")]
+    pub gateway_url: Option<String>,
+    #[command(flatten)]
+    pub target: ClusterTarget,
 }

@@ -4,6 +4,7 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Failure;
@@ -33,8 +34,15 @@ pub struct ClusterConfig {
     pub memory_mb: u32,
     /// The K3s release installed on every node.
     pub k3s_version: String,
+    /// Where K3s releases are downloaded from: `URL/VERSION/k3s` and `URL/VERSION/sha256sum-ARCH.txt`.
+    pub k3s_release_url: String,
+    /// The K3s install script.
+    pub k3s_installer_url: String,
     /// How long `create` and `start` wait for every node to be Ready.
     pub ready_timeout_secs: u64,
+    /// How long one vagrant step (`up`, `provision`, `reload`, `halt`) may
+    /// run before it is stopped.
+    pub step_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +59,9 @@ pub struct RegistryConfig {
     pub server: String,
     /// Docker Hub user or organisation; `DOCKERHUB_USERNAME` overrides it.
     pub namespace: String,
+    /// Import the images straight into every node (`deploy --sideload`)
+    /// instead of pushing them to the registry.
+    pub sideload: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,7 +87,10 @@ impl Default for ClusterConfig {
             cpus: 2,
             memory_mb: 2048,
             k3s_version: "v1.31.6+k3s1".into(),
+            k3s_release_url: "https://github.com/k3s-io/k3s/releases/download".into(),
+            k3s_installer_url: "https://get.k3s.io".into(),
             ready_timeout_secs: 600,
+            step_timeout_secs: 900,
         }
     }
 }
@@ -86,6 +100,7 @@ impl Default for RegistryConfig {
         RegistryConfig {
             server: "docker.io".into(),
             namespace: String::new(),
+            sideload: false,
         }
     }
 }
@@ -130,15 +145,17 @@ pub struct Loaded {
     pub project_dir: PathBuf,
 }
 
-/// Loads `path` (which must exist), or `./orchestrator.toml` when present, or the
-/// defaults; then applies the environment's overrides and validates.
+/// Loads `path` (which must exist), or the nearest `orchestrator.toml` in the
+/// working directory or above it (as cargo finds `Cargo.toml`), or the
+/// defaults; then applies the environment's overrides and validates. The
+/// project directory, where `.orchestrator/` lives, is the file's directory.
 pub fn load(path: Option<&Path>) -> anyhow::Result<Loaded> {
-    let default_path = Path::new(DEFAULT_FILE);
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
     let file = match path {
-        Some(path) => Some(path),
-        None => default_path.exists().then_some(default_path),
+        Some(path) => Some(cwd.join(path)),
+        None => find(&cwd),
     };
-    let mut config = match file {
+    let mut config = match &file {
         Some(file) => {
             let text = std::fs::read_to_string(file)
                 .map_err(|err| Failure::Usage(format!("cannot read {}: {err}", file.display())))?;
@@ -152,18 +169,26 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Loaded> {
         config.registry.namespace = user;
     }
     config.validate().map_err(|msg| {
-        let origin = file.map_or("configuration".into(), |f| f.display().to_string());
+        let origin = file
+            .as_ref()
+            .map_or("configuration".into(), |f| f.display().to_string());
         Failure::Usage(format!("{origin}: {msg}"))
     })?;
-    let project_dir = match file.and_then(Path::parent) {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let project_dir = std::path::absolute(project_dir)?;
+    let project_dir = file
+        .as_deref()
+        .and_then(Path::parent)
+        .map_or(cwd.clone(), Path::to_path_buf);
     Ok(Loaded {
         config,
         project_dir,
     })
+}
+
+/// The nearest `orchestrator.toml` in `dir` or one of its parents.
+pub fn find(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .map(|dir| dir.join(DEFAULT_FILE))
+        .find(|file| file.is_file())
 }
 
 /// Parses the file's text; an error reads `LINE:COLUMN: message`.
@@ -210,13 +235,26 @@ impl Config {
                 cluster.k3s_version
             ));
         }
+        for (key, url) in [
+            ("k3s_release_url", &cluster.k3s_release_url),
+            ("k3s_installer_url", &cluster.k3s_installer_url),
+        ] {
+            if !url.starts_with("https://") && !url.starts_with("http://") {
+                return Err(format!(
+                    "cluster.{key} {url:?} is not an http:// or https:// URL"
+                ));
+            }
+        }
         if !is_dns_label(&self.deploy.namespace) {
             return Err(format!(
                 "deploy.namespace {:?} is not a valid Kubernetes namespace (lowercase letters, digits and '-')",
                 self.deploy.namespace
             ));
         }
-        if cluster.ready_timeout_secs == 0 || self.deploy.timeout_secs == 0 {
+        if cluster.ready_timeout_secs == 0
+            || cluster.step_timeout_secs == 0
+            || self.deploy.timeout_secs == 0
+        {
             return Err("timeouts must be at least one second".into());
         }
         Ok(())
@@ -284,6 +322,18 @@ mod tests {
     }
 
     #[test]
+    fn the_nearest_file_upward_is_found() {
+        let root = tempfile::tempdir().unwrap();
+        let sub = root.path().join("manifests/deep");
+        std::fs::create_dir_all(&sub).unwrap();
+        assert_eq!(find(&sub), None);
+        std::fs::write(root.path().join(DEFAULT_FILE), "").unwrap();
+        assert_eq!(find(&sub), Some(root.path().join(DEFAULT_FILE)));
+        std::fs::write(sub.join(DEFAULT_FILE), "").unwrap();
+        assert_eq!(find(&sub), Some(sub.join(DEFAULT_FILE)));
+    }
+
+    #[test]
     fn validation_rejects_impossible_values() {
         let mut config = Config::default();
         config.cluster.agents = 0;
@@ -294,5 +344,13 @@ mod tests {
         let mut config = Config::default();
         config.cluster.master_ip = Ipv4Addr::new(10, 0, 0, 254);
         assert!(config.validate().unwrap_err().contains("master_ip"));
+        let mut config = Config::default();
+        config.cluster.k3s_release_url = "github.com/k3s-io/k3s/releases/download".into();
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .contains("cluster.k3s_release_url")
+        );
     }
 }

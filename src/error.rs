@@ -3,13 +3,49 @@
 
 use std::fmt;
 
-/// Exit codes, as documented in the README.
+/// Exit codes: `--help` lists [`exit::TABLE`], and the README's table repeats it (tested).
 pub mod exit {
+    pub const SUCCESS: u8 = 0;
     pub const FAILED: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const MISSING_TOOL: u8 = 3;
     pub const UNREACHABLE: u8 = 4;
+    pub const HOST_NOT_READY: u8 = 5;
+    pub const AUDIT_FAILED: u8 = 6;
     pub const INTERRUPTED: u8 = 130;
+
+    /// Every exit code and what it means.
+    pub const TABLE: [(u8, &str); 8] = [
+        (SUCCESS, "success"),
+        (
+            FAILED,
+            "the command failed (a step, a rollout, a request); the message says which and why",
+        ),
+        (
+            USAGE,
+            "usage or configuration error (bad flag, bad `orchestrator.toml`, bad manifests, `destroy` without `--yes` off a terminal); nothing ran",
+        ),
+        (
+            MISSING_TOOL,
+            "a required tool is missing (`doctor` lists it with install hints); nothing ran",
+        ),
+        (
+            UNREACHABLE,
+            "the Kubernetes API could not be reached; the kubeconfig and context tried are named; nothing changed",
+        ),
+        (
+            HOST_NOT_READY,
+            "the host is not ready (a preflight check failed: versions, addresses, memory, the Docker daemon); `doctor` shows each finding with its fix; nothing ran",
+        ),
+        (
+            AUDIT_FAILED,
+            "`verify` ran and the audit did not pass: a check failed or could not run",
+        ),
+        (
+            INTERRUPTED,
+            "interrupted (Ctrl-C); run the same command again to resume",
+        ),
+    ];
 }
 
 #[derive(Debug)]
@@ -20,6 +56,10 @@ pub enum Failure {
     MissingTool(String),
     /// The Kubernetes API could not be reached: nothing changed.
     Unreachable(String),
+    /// A preflight check failed (versions, addresses, memory, Docker daemon): nothing ran.
+    HostNotReady(String),
+    /// `verify` ran to its end and the audit did not pass (the tool itself worked).
+    AuditFailed(String),
     /// Ctrl-C: what was done so far is kept, and the same command resumes.
     Interrupted,
 }
@@ -30,6 +70,8 @@ impl Failure {
             Failure::Usage(_) => exit::USAGE,
             Failure::MissingTool(_) => exit::MISSING_TOOL,
             Failure::Unreachable(_) => exit::UNREACHABLE,
+            Failure::HostNotReady(_) => exit::HOST_NOT_READY,
+            Failure::AuditFailed(_) => exit::AUDIT_FAILED,
             Failure::Interrupted => exit::INTERRUPTED,
         }
     }
@@ -38,9 +80,11 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Usage(msg) | Failure::MissingTool(msg) | Failure::Unreachable(msg) => {
-                f.write_str(msg)
-            }
+            Failure::Usage(msg)
+            | Failure::MissingTool(msg)
+            | Failure::Unreachable(msg)
+            | Failure::HostNotReady(msg)
+            | Failure::AuditFailed(msg) => f.write_str(msg),
             Failure::Interrupted => {
                 f.write_str("interrupted; run the same command again to resume")
             }
@@ -69,5 +113,14 @@ mod tests {
             .unwrap_err();
         assert_eq!(exit_code(&err), exit::MISSING_TOOL);
         assert_eq!(exit_code(&anyhow::anyhow!("boom")), exit::FAILED);
+    }
+
+    #[test]
+    fn the_readme_documents_every_exit_code() {
+        let readme = include_str!("../README.md");
+        for (code, meaning) in exit::TABLE {
+            let row = format!("| {code} | {meaning} |");
+            assert!(readme.contains(&row), "README.md lacks the row {row}");
+        }
     }
 }

@@ -3,9 +3,16 @@
 //! `vagrant up` and `vagrant provision` are idempotent, and the kubeconfig,
 //! written last, marks a cluster whose provisioning finished.
 //!
-//! The VMs boot concurrently (VirtualBox has no `--parallel`), one `vagrant`
-//! process per machine; the agents' provisioning runs beside the master's
-//! because their script waits for the master's API itself.
+//! Boot order avoids the races of parallel `vagrant up` processes (each
+//! holds only its own locks): with libvirt one `vagrant up` boots every VM,
+//! in parallel under one lock, so the box volume is uploaded once; with
+//! VirtualBox (no `--parallel`) the master boots alone first — it creates the
+//! host-only network — then each agent boots and joins beside the master's
+//! provisioning, since the agents' script waits for the master's API itself.
+//!
+//! A VM left running by a boot that failed or was interrupted has no private
+//! address until it reboots: a marker per machine, set while its `up` runs,
+//! tells `create` and `start` to reload it first.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -16,10 +23,11 @@ use futures::future::join_all;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, Provider};
+use crate::k3s_release::K3sRelease;
 use crate::kubeapi::{self, CONTEXT, Target};
 use crate::kubeconfig;
-use crate::nodes::{self, NodeSummary};
+use crate::nodes::{self, NodeSummary, NotReady};
 use crate::prereq;
 use crate::process::Runner;
 use crate::reporter::Reporter;
@@ -29,11 +37,17 @@ use crate::vagrant::{Machine, Vagrant};
 /// The port the K3s API server listens on.
 const API_PORT: u16 = 6443;
 
+/// How long `create` on a running cluster waits for a node before it
+/// provisions that node again (a healthy one renews its lease every 10 s).
+const REPAIR_AFTER: Duration = Duration::from_secs(60);
+
 pub struct Cluster<'a> {
     config: &'a Config,
     state: &'a State,
     vagrant: Vagrant,
     reporter: &'a dyn Reporter,
+    /// When the command started: a node counts as Ready only with a newer heartbeat.
+    started: jiff::Timestamp,
 }
 
 /// What `create` found.
@@ -83,6 +97,7 @@ impl<'a> Cluster<'a> {
             state,
             vagrant,
             reporter,
+            started: jiff::Timestamp::now(),
         }
     }
 
@@ -91,23 +106,36 @@ impl<'a> Cluster<'a> {
         self.require_tools()?;
         ensure_token(&self.state.token())?;
         let machines = self.machines().await?;
-        if machines.iter().all(Machine::is_running) && self.state.kubeconfig().exists() {
+        let finished = machines
+            .iter()
+            .all(|m| m.is_running() && !self.half_booted(m));
+        if finished && self.state.kubeconfig().exists() {
             self.reporter
                 .note("every VM is running: checking the cluster");
             let ours = std::fs::read_to_string(self.state.kubeconfig())
                 .with_context(|| format!("cannot read {}", self.state.kubeconfig().display()))?;
             self.task("kubeconfig", self.install_user_context(&ours))
                 .await?;
-            self.wait_ready().await?;
+            self.check_running().await?;
             return Ok(Created::AlreadyRunning);
         }
         if machines.iter().any(|m| !m.is_created()) {
             self.ensure_box().await?;
         }
-        self.boot(&machines).await?;
-        self.provision().await?;
+        let release = K3sRelease::new(&self.config.cluster, self.state);
+        let fetch = release.ensure(self.reporter, "K3s release");
+        self.task("K3s release", async {
+            fetch.await.map(|done| done.to_string())
+        })
+        .await?;
+        self.bring_up(&machines, true).await?;
         self.task("kubeconfig", self.fetch_kubeconfig()).await?;
-        self.wait_ready().await?;
+        self.wait_ready(self.ready_timeout()).await.map_err(|err| {
+            repair_hint(
+                err,
+                "run `orchestrator create` again: it provisions them again",
+            )
+        })?;
         Ok(Created::Built)
     }
 
@@ -128,8 +156,13 @@ impl<'a> Cluster<'a> {
                 self.state.kubeconfig().display()
             );
         }
-        self.boot(&machines).await?;
-        self.wait_ready().await
+        self.bring_up(&machines, false).await?;
+        self.wait_ready(self.ready_timeout()).await.map_err(|err| {
+            repair_hint(
+                err,
+                "`orchestrator create` provisions a node that does not come back again",
+            )
+        })
     }
 
     /// Halts the agents, then the master; the VMs' disks are kept.
@@ -163,7 +196,12 @@ impl<'a> Cluster<'a> {
         let removed = self
             .task("kubeconfig", async { kubeconfig::uninstall(&user_path) })
             .await?;
-        for file in [self.state.token(), self.state.kubeconfig()] {
+        let markers = self.config.cluster.machines().into_iter();
+        let markers = markers.map(|machine| self.state.boot_marker(&machine));
+        for file in [self.state.token(), self.state.kubeconfig()]
+            .into_iter()
+            .chain(markers)
+        {
             remove_if_present(&file)?;
         }
         let credentials = self.state.credentials();
@@ -259,30 +297,126 @@ impl<'a> Cluster<'a> {
         Ok(())
     }
 
-    /// Boots every machine that is not running, all at once.
-    async fn boot(&self, machines: &[Machine]) -> anyhow::Result<()> {
-        let boots = machines.iter().filter(|m| !m.is_running()).map(|m| {
-            let step = format!("boot {}", m.name);
-            async move { self.task(&step, self.vagrant.up(&step, &m.name)).await }
-        });
-        first_error(join_all(boots).await)
+    /// Whether `machine` is running because a boot that failed or was
+    /// interrupted left it so (its private network is not up).
+    fn half_booted(&self, machine: &Machine) -> bool {
+        machine.is_running() && self.state.boot_marker(&machine.name).exists()
     }
 
-    /// Installs K3s on the master and joins the agents, all at once.
-    async fn provision(&self) -> anyhow::Result<()> {
-        let runs = self
-            .config
-            .cluster
-            .machines()
-            .into_iter()
-            .map(|name| async move {
-                let step = match name.as_str() {
-                    "master" => "install K3s".to_string(),
-                    agent => format!("join {agent}"),
+    /// Reboots the half-booted machines, boots the others that are not
+    /// running, in the order the provider needs (see the module's comment),
+    /// and provisions every machine when `provision` is set.
+    async fn bring_up(&self, machines: &[Machine], provision: bool) -> anyhow::Result<()> {
+        let half_booted: Vec<&str> = machines
+            .iter()
+            .filter(|m| self.half_booted(m))
+            .map(|m| m.name.as_str())
+            .collect();
+        if !half_booted.is_empty() {
+            let step = format!("reboot {}", half_booted.join(", "));
+            let reload = self.vagrant.reload(&step, &half_booted);
+            self.task(&step, self.marked(&half_booted, reload)).await?;
+        }
+        let down: Vec<&str> = machines
+            .iter()
+            .filter(|m| !m.is_running())
+            .map(|m| m.name.as_str())
+            .collect();
+        let names = self.config.cluster.machines();
+        let (master, agents) = names
+            .split_first()
+            .expect("the master is always configured");
+        match self.config.cluster.provider {
+            Provider::Libvirt => {
+                self.boot(&down).await?;
+                if provision {
+                    first_error(join_all(names.iter().map(|m| self.provision(m))).await)?;
+                }
+                Ok(())
+            }
+            Provider::Virtualbox => {
+                let booted = |name: &str| !down.contains(&name);
+                if !booted(master) {
+                    self.boot(&[master]).await?;
+                }
+                let master_side = async {
+                    match provision {
+                        true => self.provision(master).await,
+                        false => Ok(()),
+                    }
                 };
-                self.task(&step, self.vagrant.provision(&step, &name)).await
-            });
-        first_error(join_all(runs).await)
+                let agent_sides = agents.iter().map(|agent| async move {
+                    if !booted(agent) {
+                        self.boot(&[agent]).await?;
+                    }
+                    match provision {
+                        true => self.provision(agent).await,
+                        false => Ok(()),
+                    }
+                });
+                let (master_done, agents_done) = tokio::join!(master_side, join_all(agent_sides));
+                first_error(std::iter::once(master_done).chain(agents_done).collect())
+            }
+        }
+    }
+
+    /// Boots `machines` (none: nothing to do) with one `vagrant up`.
+    async fn boot(&self, machines: &[&str]) -> anyhow::Result<()> {
+        if machines.is_empty() {
+            return Ok(());
+        }
+        let step = format!("boot {}", machines.join(", "));
+        let up = self.vagrant.up(&step, machines);
+        self.task(&step, self.marked(machines, up)).await
+    }
+
+    /// Runs a boot of `machines` with their boot markers set until it succeeds.
+    async fn marked(
+        &self,
+        machines: &[&str],
+        boot: impl Future<Output = anyhow::Result<()>>,
+    ) -> anyhow::Result<()> {
+        for machine in machines {
+            state::write_private(&self.state.boot_marker(machine), b"")?;
+        }
+        boot.await?;
+        for machine in machines {
+            remove_if_present(&self.state.boot_marker(machine))?;
+        }
+        Ok(())
+    }
+
+    /// Installs K3s on the master, or joins an agent.
+    async fn provision(&self, machine: &str) -> anyhow::Result<()> {
+        let step = match machine {
+            "master" => "install K3s".to_string(),
+            agent => format!("join {agent}"),
+        };
+        self.task(&step, self.vagrant.provision(&step, machine))
+            .await
+    }
+
+    /// On a running cluster: waits for the nodes; one that stays NotReady or
+    /// Unknown (its K3s service failed: a wrong token, a stale node
+    /// password) is provisioned again, then waited for once more.
+    async fn check_running(&self) -> anyhow::Result<()> {
+        let first = self
+            .wait_ready(REPAIR_AFTER.min(self.ready_timeout()))
+            .await;
+        let Some(laggards) = first
+            .as_ref()
+            .err()
+            .and_then(|err| err.downcast_ref::<NotReady>())
+            .map(|not_ready| not_ready.nodes.clone())
+        else {
+            return first;
+        };
+        self.reporter.note(&format!(
+            "{} not Ready: provisioning again",
+            laggards.join(", ")
+        ));
+        first_error(join_all(laggards.iter().map(|m| self.provision(m))).await)?;
+        self.wait_ready(self.ready_timeout()).await
     }
 
     /// Reads the master's kubeconfig, makes it the cluster's, and merges it
@@ -307,14 +441,18 @@ impl<'a> Cluster<'a> {
         Ok(format!("context {CONTEXT} {verb} {}", path.display()))
     }
 
-    /// Watches the nodes until every machine's node is Ready.
-    async fn wait_ready(&self) -> anyhow::Result<()> {
+    fn ready_timeout(&self) -> Duration {
+        Duration::from_secs(self.config.cluster.ready_timeout_secs)
+    }
+
+    /// Watches the nodes until every machine's node is Ready with a heartbeat
+    /// newer than the command's start, for at most `timeout`.
+    async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
         let id = "nodes Ready";
         let work = async {
             let client = cluster_client(&self.state.kubeconfig()).await?;
             let names = self.config.cluster.machines();
-            let timeout = Duration::from_secs(self.config.cluster.ready_timeout_secs);
-            nodes::wait_ready(client, &names, timeout, |ready, total| {
+            nodes::wait_ready(client, &names, self.started, timeout, |ready, total| {
                 self.reporter
                     .progress(id, &format!("{ready}/{total} Ready"));
             })
@@ -408,6 +546,14 @@ fn remove_if_present(path: &Path) -> anyhow::Result<()> {
             Err(anyhow::Error::new(err).context(format!("cannot remove {}", path.display())))
         }
         _ => Ok(()),
+    }
+}
+
+/// Adds how to repair them to a wait that ended with nodes not Ready.
+fn repair_hint(err: anyhow::Error, hint: &str) -> anyhow::Error {
+    match err.downcast::<NotReady>() {
+        Ok(not_ready) => anyhow::anyhow!("{not_ready}\n{hint}"),
+        Err(other) => other,
     }
 }
 

@@ -1,17 +1,21 @@
 //! `logs APP`: the log lines of every replica of a component, each prefixed
 //! by its pod, read through the Kubernetes API (no kubectl needed). Without
-//! `--follow` the pods come one after another; with it, lines are
-//! interleaved as they arrive.
+//! `--follow` the pods come one after another; with it, the component's pods
+//! are watched, so a replica that starts later (a scale-up, a rollout) joins,
+//! and lines are interleaved as they arrive.
+
+use std::collections::HashSet;
 
 use anyhow::Context;
 use futures::stream::{self, BoxStream};
 use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, LogParams};
+use kube::runtime::{WatchStreamExt, watcher};
 
 use crate::deploy::manifest::COMPONENT_LABEL;
 use crate::error::Failure;
-use crate::verify::COMPONENTS;
+use crate::stack::Component;
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -50,105 +54,151 @@ struct Source {
     label: String,
 }
 
-/// The containers of the component's pods, sorted by pod.
-fn sources(pods: &[Pod]) -> Vec<Source> {
-    let mut sources: Vec<Source> = pods
+/// The containers of a pod whose containers have started (a pending pod has
+/// no log yet: the API answers 400).
+fn sources(pod: &Pod) -> Vec<Source> {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if !matches!(phase, Some("Running" | "Succeeded" | "Failed")) {
+        return Vec::new();
+    }
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let containers: Vec<&str> = pod
+        .spec
         .iter()
-        .flat_map(|pod| {
-            let name = pod.metadata.name.clone().unwrap_or_default();
-            let containers: Vec<String> = pod
-                .spec
-                .iter()
-                .flat_map(|spec| spec.containers.iter().map(|c| c.name.clone()))
-                .collect();
-            let several = containers.len() > 1;
-            containers.into_iter().map(move |container| Source {
-                label: if several {
-                    format!("{name}/{container}")
-                } else {
-                    name.clone()
-                },
-                pod: name.clone(),
-                container,
-            })
-        })
+        .flat_map(|spec| spec.containers.iter().map(|c| c.name.as_str()))
         .collect();
-    sources.sort_by(|a, b| a.label.cmp(&b.label));
-    sources
+    let several = containers.len() > 1;
+    containers
+        .into_iter()
+        .map(|container| Source {
+            label: if several {
+                format!("{name}/{container}")
+            } else {
+                name.clone()
+            },
+            pod: name.clone(),
+            container: container.to_string(),
+        })
+        .collect()
 }
 
-/// The lines of every replica of `app` in `namespace`, prefixed by pod.
+/// The lines of every replica of `component` in `namespace`, prefixed by pod.
 pub async fn lines(
     client: &kube::Client,
     namespace: &str,
-    app: &str,
+    component: &Component,
     options: &Options,
 ) -> anyhow::Result<BoxStream<'static, anyhow::Result<String>>> {
-    if !COMPONENTS.iter().any(|c| c.name == app) {
-        let names: Vec<&str> = COMPONENTS.iter().map(|c| c.name).collect();
-        return Err(
-            Failure::Usage(format!("no app {app}: the apps are {}", names.join(", "))).into(),
-        );
-    }
+    let app = component.name;
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("{COMPONENT_LABEL}={app}");
     let list = pods
-        .list(&ListParams::default().labels(&format!("{COMPONENT_LABEL}={app}")))
+        .list(&ListParams::default().labels(&selector))
         .await
         .with_context(|| format!("cannot list the pods of {app} in namespace {namespace}"))?;
-    let sources = sources(&list.items);
-    if sources.is_empty() {
+    if list.items.is_empty() {
         anyhow::bail!(
             "{app} has no pods in namespace {namespace}: is the stack deployed (`orchestrator status`)?"
         );
     }
-    let mut streams = Vec::new();
-    for source in sources {
+    let read = reader(pods.clone(), namespace, options);
+    if options.follow {
+        // Every pod seen started, once (by uid: a StatefulSet's replacement
+        // pod keeps its name), from the watch's first listing on.
+        let mut seen = HashSet::new();
+        let started = watcher(pods, watcher::Config::default().labels(&selector))
+            .default_backoff()
+            .applied_objects()
+            // A failed watch is retried with backoff; the open logs go on meanwhile.
+            .filter_map(|pod| async move { pod.ok() })
+            .flat_map(move |pod| {
+                let uid = pod.metadata.uid.clone().unwrap_or_default();
+                let sources = sources(&pod);
+                let new = !sources.is_empty() && seen.insert(uid);
+                stream::iter(if new { sources } else { Vec::new() })
+            });
+        return Ok(started.map(read).flatten_unordered(None).boxed());
+    }
+    let mut sources: Vec<Source> = list.items.iter().flat_map(sources).collect();
+    if sources.is_empty() {
+        anyhow::bail!(
+            "no pod of {app} in namespace {namespace} has started yet (`kubectl -n {namespace} get pods -l {selector}`)"
+        );
+    }
+    sources.sort_by(|a, b| a.label.cmp(&b.label));
+    Ok(stream::iter(sources).map(read).flatten().boxed())
+}
+
+/// Opens a source's log when first polled and yields its prefixed lines.
+fn reader(
+    pods: Api<Pod>,
+    namespace: &str,
+    options: &Options,
+) -> impl FnMut(Source) -> BoxStream<'static, anyhow::Result<String>> + use<> {
+    let namespace = namespace.to_string();
+    let options = options.clone();
+    move |source| {
         let params = LogParams {
             container: Some(source.container.clone()),
             follow: options.follow,
             since_seconds: options.since_seconds,
             ..LogParams::default()
         };
-        let reader = pods.log_stream(&source.pod, &params).await.with_context(|| {
-            format!(
-                "cannot read the log of pod {} (container {}): the API server could not get it from the kubelet \
-                 of the pod's node; is the node Ready and the container started? (`kubectl -n {namespace} describe pod {}`)",
-                source.pod, source.container, source.pod
+        let (pods, namespace) = (pods.clone(), namespace.clone());
+        let open = async move {
+            let reader = pods.log_stream(&source.pod, &params).await.with_context(|| {
+                format!(
+                    "cannot read the log of pod {} (container {}): the API server could not get it from the kubelet \
+                     of the pod's node; is the node Ready and the container started? (`kubectl -n {namespace} describe pod {}`)",
+                    source.pod, source.container, source.pod
+                )
+            })?;
+            let label = source.label;
+            anyhow::Ok(
+                reader
+                    .lines()
+                    .map_ok(move |line| prefixed(&label, &line))
+                    .map_err(anyhow::Error::from),
             )
-        })?;
-        let label = source.label;
-        streams.push(
-            reader
-                .lines()
-                .map_ok(move |line| prefixed(&label, &line))
-                .map_err(anyhow::Error::from)
-                .boxed(),
-        );
+        };
+        stream::once(open).try_flatten().boxed()
     }
-    Ok(if options.follow {
-        stream::select_all(streams).boxed()
-    } else {
-        stream::iter(streams).flatten().boxed()
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn pod(yaml: &str) -> Pod {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
     #[test]
     fn lines_are_prefixed_by_pod_or_pod_and_container() {
-        let pods: Vec<Pod> = serde_yaml::from_str(
-            "- metadata: {name: web-b}\n  spec: {containers: [{name: app}]}\n\
-             - metadata: {name: web-a}\n  spec: {containers: [{name: app}, {name: sidecar}]}\n",
-        )
-        .unwrap();
-        let labels: Vec<String> = sources(&pods).into_iter().map(|s| s.label).collect();
+        let single = pod(
+            "metadata: {name: web-b}\nspec: {containers: [{name: app}]}\nstatus: {phase: Running}",
+        );
+        let double = pod(
+            "metadata: {name: web-a}\nspec: {containers: [{name: app}, {name: sidecar}]}\nstatus: {phase: Running}",
+        );
+        let labels: Vec<String> = [double, single]
+            .iter()
+            .flat_map(sources)
+            .map(|s| s.label)
+            .collect();
         assert_eq!(labels, ["web-a/app", "web-a/sidecar", "web-b"]);
         assert_eq!(
             prefixed("web-b", "listening on :8080"),
             "[web-b] listening on :8080"
         );
+    }
+
+    #[test]
+    fn a_pending_pod_has_no_log_yet() {
+        let pending = pod(
+            "metadata: {name: web-c}\nspec: {containers: [{name: app}]}\nstatus: {phase: Pending}",
+        );
+        assert_eq!(sources(&pending), []);
     }
 
     #[test]

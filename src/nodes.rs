@@ -1,11 +1,20 @@
 //! Node readiness as a pure function of the Node object, and waiting for a set
-//! of nodes by watching them (no polling): the wait ends the moment the last
-//! one turns Ready, or at the deadline with each laggard and its conditions.
+//! of nodes by watching them and their leases (no polling): the wait ends the
+//! moment the last one is Ready *now*, or at the deadline with each laggard
+//! and its conditions.
+//!
+//! "Now" matters: after a halt, a Node keeps `Ready=True` until the node
+//! controller's grace period runs out, so a node counts only with a heartbeat
+//! newer than the wait's `since` — its Ready condition's, or its Lease's, which
+//! a kubelet renews every 10 s while it posts an unchanged status only every
+//! few minutes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 use kube::runtime::utils::Backoff;
@@ -77,6 +86,14 @@ pub fn summary(node: &Node) -> NodeSummary {
     }
 }
 
+/// When the node's kubelet last said it is Ready (the condition's heartbeat).
+fn ready_heartbeat(node: &Node) -> Option<Timestamp> {
+    conditions(node)
+        .find(|c| c.type_ == "Ready")
+        .and_then(|c| c.last_heartbeat_time.as_ref())
+        .map(|time| time.0)
+}
+
 fn conditions(node: &Node) -> impl Iterator<Item = &k8s_openapi::api::core::v1::NodeCondition> {
     node.status
         .as_ref()
@@ -95,59 +112,127 @@ pub async fn list(client: kube::Client) -> anyhow::Result<Vec<NodeSummary>> {
     Ok(nodes)
 }
 
-/// Waits until every node in `names` is Ready, calling `progress(ready, total)`
-/// whenever that count changes. On timeout the error names each node that is
-/// not Ready with its conditions (or that it never registered); if the API
-/// never answered, it is an unreachable-cluster failure.
+/// The nodes of a wait as last seen: Node objects and their leases' renewals.
+#[derive(Debug, Default)]
+struct Seen {
+    nodes: BTreeMap<String, Node>,
+    renewed: BTreeMap<String, Timestamp>,
+}
+
+impl Seen {
+    /// Ready, with a heartbeat at or after `since`.
+    fn ready_since(&self, name: &str, since: Timestamp) -> bool {
+        self.nodes.get(name).is_some_and(|node| {
+            let heartbeat = ready_heartbeat(node).max(self.renewed.get(name).copied());
+            is_ready(node) && heartbeat.is_some_and(|at| at >= since)
+        })
+    }
+
+    /// Why `name` does not count, in words (`None` when it does).
+    fn why_not(&self, name: &str, since: Timestamp) -> Option<String> {
+        let node = match self.nodes.get(name) {
+            None => return Some("not registered (its K3s agent has not joined)".into()),
+            Some(_) if self.ready_since(name, since) => return None,
+            Some(node) => node,
+        };
+        if !is_ready(node) {
+            return Some(describe_conditions(node));
+        }
+        let last = ready_heartbeat(node).max(self.renewed.get(name).copied());
+        Some(match last {
+            Some(at) => format!(
+                "Ready=True is stale: no heartbeat since {} (before this command started), so its kubelet is not running",
+                at.round(jiff::Unit::Second).unwrap_or(at)
+            ),
+            None => "Ready=True without any heartbeat".into(),
+        })
+    }
+}
+
+/// A change seen by one of the wait's two watches.
+enum Change {
+    Nodes(Box<watcher::Event<Node>>),
+    /// A node's lease was renewed at that time.
+    Renewed(String, Timestamp),
+}
+
+/// Waits until every node in `names` is Ready with a heartbeat at or after
+/// `since`, calling `progress(ready, total)` whenever that count changes. On
+/// timeout the error ([`NotReady`]) names each node that does not count and
+/// why; if the API never answered, it is an unreachable-cluster failure.
 pub async fn wait_ready(
     client: kube::Client,
     names: &[String],
+    since: Timestamp,
     timeout: Duration,
     progress: impl Fn(usize, usize),
 ) -> anyhow::Result<()> {
-    let stream =
-        watcher(Api::<Node>::all(client), watcher::Config::default()).backoff(Retry::default());
-    let mut stream = std::pin::pin!(stream);
+    let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+        .backoff(Retry::default())
+        .map(|event| event.map(|event| Change::Nodes(Box::new(event))));
+    let leases = watcher(
+        Api::<Lease>::namespaced(client, "kube-node-lease"),
+        watcher::Config::default(),
+    )
+    .backoff(Retry::default())
+    .applied_objects()
+    .filter_map(|lease| async move {
+        match lease {
+            Ok(lease) => {
+                let at = lease.spec?.renew_time?.0;
+                Some(Ok(Change::Renewed(lease.metadata.name?, at)))
+            }
+            Err(err) => Some(Err(err)),
+        }
+    });
+    let mut stream = std::pin::pin!(futures::stream::select(nodes, leases));
     let deadline = tokio::time::sleep(timeout);
     let mut deadline = std::pin::pin!(deadline);
-    let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+    let mut seen = Seen::default();
     let mut listing: BTreeMap<String, Node> = BTreeMap::new();
     let mut listed = false;
     let mut last_error = None;
     let mut last_count = None;
     loop {
-        let event = tokio::select! {
-            () = &mut deadline => return Err(timed_out(names, &nodes, listed, last_error, timeout)),
-            event = stream.next() => event,
+        let change = tokio::select! {
+            () = &mut deadline => return Err(timed_out(names, &seen, since, listed, last_error, timeout)),
+            change = stream.next() => change,
         };
-        match event {
+        match change {
             None => anyhow::bail!("the watch on the cluster's nodes ended unexpectedly"),
             Some(Err(err)) => {
                 last_error = Some(err.to_string());
                 continue;
             }
-            Some(Ok(watcher::Event::Init)) => listing.clear(),
-            Some(Ok(watcher::Event::InitApply(node))) => {
-                listing.insert(node.metadata.name.clone().unwrap_or_default(), node);
-                continue;
+            Some(Ok(Change::Renewed(name, at))) => {
+                seen.renewed.insert(name, at);
             }
-            Some(Ok(watcher::Event::InitDone)) => {
-                nodes = std::mem::take(&mut listing);
-                listed = true;
-            }
-            Some(Ok(watcher::Event::Apply(node))) => {
-                nodes.insert(node.metadata.name.clone().unwrap_or_default(), node);
-            }
-            Some(Ok(watcher::Event::Delete(node))) => {
-                nodes.remove(node.metadata.name.as_deref().unwrap_or_default());
-            }
+            Some(Ok(Change::Nodes(event))) => match *event {
+                watcher::Event::Init => listing.clear(),
+                watcher::Event::InitApply(node) => {
+                    listing.insert(node.metadata.name.clone().unwrap_or_default(), node);
+                    continue;
+                }
+                watcher::Event::InitDone => {
+                    seen.nodes = std::mem::take(&mut listing);
+                    listed = true;
+                }
+                watcher::Event::Apply(node) => {
+                    seen.nodes
+                        .insert(node.metadata.name.clone().unwrap_or_default(), node);
+                }
+                watcher::Event::Delete(node) => {
+                    seen.nodes
+                        .remove(node.metadata.name.as_deref().unwrap_or_default());
+                }
+            },
         }
         if !listed {
             continue;
         }
         let ready = names
             .iter()
-            .filter(|n| nodes.get(*n).is_some_and(is_ready))
+            .filter(|name| seen.ready_since(name, since))
             .count();
         if last_count != Some(ready) {
             progress(ready, names.len());
@@ -159,9 +244,26 @@ pub async fn wait_ready(
     }
 }
 
+/// Nodes that were not Ready (now) by the deadline.
+#[derive(Debug)]
+pub struct NotReady {
+    /// Their names, in the order the wait was given them.
+    pub nodes: Vec<String>,
+    message: String,
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for NotReady {}
+
 fn timed_out(
     names: &[String],
-    nodes: &BTreeMap<String, Node>,
+    seen: &Seen,
+    since: Timestamp,
     listed: bool,
     last_error: Option<String>,
     timeout: Duration,
@@ -174,22 +276,22 @@ fn timed_out(
         ))
         .into();
     }
-    let lines: Vec<String> = names
+    let laggards: Vec<(&String, String)> = names
         .iter()
-        .filter_map(|name| match nodes.get(name) {
-            None => Some(format!(
-                "  {name}: not registered (its K3s agent has not joined)"
-            )),
-            Some(node) if !is_ready(node) => {
-                Some(format!("  {name}: {}", describe_conditions(node)))
-            }
-            Some(_) => None,
-        })
+        .filter_map(|name| Some((name, seen.why_not(name, since)?)))
         .collect();
-    anyhow::anyhow!(
-        "nodes not Ready after {secs}s (cluster.ready_timeout_secs):\n{}",
-        lines.join("\n")
-    )
+    let lines: Vec<String> = laggards
+        .iter()
+        .map(|(name, why)| format!("  {name}: {why}"))
+        .collect();
+    NotReady {
+        nodes: laggards.iter().map(|(name, _)| name.to_string()).collect(),
+        message: format!(
+            "nodes not Ready after {secs}s (cluster.ready_timeout_secs):\n{}",
+            lines.join("\n")
+        ),
+    }
+    .into()
 }
 
 /// Retries a failed watch quickly while the API server comes up (a node's K3s
@@ -234,7 +336,7 @@ status:
   nodeInfo: {kubeletVersion: v1.31.6+k3s1, architecture: amd64, bootID: '', containerRuntimeVersion: '', kernelVersion: '', kubeProxyVersion: '', machineID: '', operatingSystem: linux, osImage: '', systemUUID: ''}
   conditions:
   - {type: MemoryPressure, status: 'False', reason: KubeletHasSufficientMemory}
-  - {type: Ready, status: 'True', reason: KubeletReady, message: kubelet is posting ready status}
+  - {type: Ready, status: 'True', reason: KubeletReady, message: kubelet is posting ready status, lastHeartbeatTime: '2026-12-06T10:00:00Z'}
 ";
 
     const NOT_READY_AGENT: &str = "
@@ -272,14 +374,25 @@ status:
         assert_eq!(summary.version, "v1.31.6+k3s1");
     }
 
+    fn at(time: &str) -> Timestamp {
+        time.parse().unwrap()
+    }
+
     #[test]
     fn timeout_names_each_node_that_is_not_ready() {
-        let nodes = BTreeMap::from([
-            ("master".to_string(), node(READY_MASTER)),
-            ("agent".to_string(), node(NOT_READY_AGENT)),
-        ]);
+        let seen = Seen {
+            nodes: BTreeMap::from([
+                ("master".to_string(), node(READY_MASTER)),
+                ("agent".to_string(), node(NOT_READY_AGENT)),
+            ]),
+            renewed: BTreeMap::new(),
+        };
         let names = ["master", "agent", "agent-2"].map(String::from);
-        let err = timed_out(&names, &nodes, true, None, Duration::from_secs(5)).to_string();
+        let since = at("2026-12-06T09:59:00Z");
+        let err = timed_out(&names, &seen, since, true, None, Duration::from_secs(5));
+        let not_ready = err.downcast_ref::<NotReady>().unwrap();
+        assert_eq!(not_ready.nodes, ["agent", "agent-2"]);
+        let err = err.to_string();
         assert!(err.contains("after 5s"), "{err}");
         assert!(
             err.contains("  agent: Ready=False (KubeletNotReady"),
@@ -289,7 +402,8 @@ status:
         assert!(!err.contains("master"), "{err}");
         let unreachable = timed_out(
             &names,
-            &BTreeMap::new(),
+            &Seen::default(),
+            since,
             false,
             Some("refused".into()),
             Duration::from_secs(5),
@@ -298,6 +412,32 @@ status:
             crate::error::exit_code(&unreachable),
             crate::error::exit::UNREACHABLE
         );
+    }
+
+    #[test]
+    fn ready_counts_only_with_a_heartbeat_since_the_start() {
+        let mut seen = Seen {
+            nodes: BTreeMap::from([("master".to_string(), node(READY_MASTER))]),
+            renewed: BTreeMap::new(),
+        };
+        assert!(seen.ready_since("master", at("2026-12-06T10:00:00Z")));
+        // Ready=True stored before a halt: it does not count...
+        let later = at("2026-12-06T10:05:00Z");
+        assert!(!seen.ready_since("master", later));
+        let why = seen.why_not("master", later).unwrap();
+        assert!(
+            why.contains("stale: no heartbeat since 2026-12-06T10:00:00Z"),
+            "{why}"
+        );
+        // ...until the kubelet renews its lease (it posts an unchanged status rarely).
+        seen.renewed
+            .insert("master".into(), at("2026-12-06T10:05:03Z"));
+        assert!(seen.ready_since("master", later));
+        assert_eq!(seen.why_not("master", later), None);
+        // A renewed lease does not make a NotReady node Ready.
+        seen.nodes.insert("agent".into(), node(NOT_READY_AGENT));
+        seen.renewed.insert("agent".into(), later);
+        assert!(!seen.ready_since("agent", later));
     }
 
     #[test]

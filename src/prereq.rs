@@ -46,31 +46,40 @@ impl Tool {
         }
     }
 
-    /// What the tool is for here, and how to get it.
-    pub fn install_hint(self) -> &'static str {
+    /// What the tool is for here.
+    pub fn purpose(self) -> &'static str {
+        match self {
+            Tool::Vagrant => "it runs the cluster's VMs",
+            Tool::VirtualBox => "it is the VMs' provider (cluster.provider = \"virtualbox\")",
+            Tool::Libvirt => "it is the VMs' provider (cluster.provider = \"libvirt\")",
+            Tool::Docker => "it builds and pushes the stack's images",
+            Tool::Kubectl => "it lets you look at the cluster yourself (optional)",
+        }
+    }
+
+    /// How to get it.
+    pub fn install(self) -> &'static str {
         match self {
             Tool::Vagrant => {
-                "runs the cluster's VMs; install from https://developer.hashicorp.com/vagrant/install \
+                "install it from https://developer.hashicorp.com/vagrant/install \
                  (Debian/Ubuntu: HashiCorp's apt repository, then `sudo apt install vagrant`; \
                  macOS: `brew install hashicorp/tap/hashicorp-vagrant`)"
             }
             Tool::VirtualBox => {
-                "the VMs' provider (cluster.provider = \"virtualbox\"); install from \
-                 https://www.virtualbox.org/wiki/Downloads (Debian/Ubuntu: `sudo apt install virtualbox`), \
-                 or set cluster.provider = \"libvirt\""
+                "install it from https://www.virtualbox.org/wiki/Downloads \
+                 (Debian/Ubuntu: `sudo apt install virtualbox`), or set cluster.provider = \"libvirt\""
             }
             Tool::Libvirt => {
-                "the VMs' provider (cluster.provider = \"libvirt\"); Debian/Ubuntu: \
-                 `sudo apt install libvirt-daemon-system libvirt-clients libvirt-dev` and \
+                "Debian/Ubuntu: `sudo apt install libvirt-daemon-system libvirt-clients libvirt-dev` and \
                  `vagrant plugin install vagrant-libvirt`, then add yourself to the `libvirt` group"
             }
             Tool::Docker => {
-                "builds and pushes the stack's images; install from https://docs.docker.com/engine/install/ \
-                 (Debian/Ubuntu: `sudo apt install docker.io`, then add yourself to the `docker` group)"
+                "install it from https://docs.docker.com/engine/install/ \
+                 (Debian/Ubuntu: `sudo apt install docker.io docker-buildx`, then add yourself to the `docker` group)"
             }
             Tool::Kubectl => {
-                "inspects the cluster (the audit uses it); install from \
-                 https://kubernetes.io/docs/tasks/tools/#kubectl (snap: `sudo snap install kubectl --classic`)"
+                "install it from https://kubernetes.io/docs/tasks/tools/#kubectl \
+                 (snap: `sudo snap install kubectl --classic`)"
             }
         }
     }
@@ -86,16 +95,6 @@ pub struct Check {
 /// What the VM commands need: vagrant and the configured provider.
 pub fn cluster_tools(provider: Provider) -> [Tool; 2] {
     [Tool::Vagrant, Tool::provider(provider)]
-}
-
-/// Everything the whole workflow needs, as `doctor` checks it.
-pub fn all_tools(provider: Provider) -> [Tool; 4] {
-    [
-        Tool::Vagrant,
-        Tool::provider(provider),
-        Tool::Docker,
-        Tool::Kubectl,
-    ]
 }
 
 pub fn check(tools: &[Tool]) -> Vec<Check> {
@@ -115,10 +114,11 @@ pub fn missing(checks: &[Check]) -> Option<Failure> {
         .filter(|c| c.path.is_none())
         .map(|c| {
             format!(
-                "  {} (`{}` not found on PATH): {}",
+                "  {} (`{}` not found on PATH): {}; {}",
                 c.tool.name(),
                 c.tool.program(),
-                c.tool.install_hint()
+                c.tool.purpose(),
+                c.tool.install()
             )
         })
         .collect();

@@ -1,11 +1,33 @@
-//! The one way this tool runs another program (vagrant, docker). Every run is a
-//! named step whose output goes to a log under `.orchestrator/logs/`, and whose
-//! failure says which step, whether the program could not start or exited
-//! non-zero, the last lines it printed and where the whole log is.
+//! The one way this tool runs another program (vagrant, docker, git). Every
+//! run is a named step whose output goes to one log under
+//! `.orchestrator/logs/` (both streams through one handle, in order, after a
+//! header; the previous run's log kept as `.1`), and whose failure says which
+//! step, whether the program could not start, exited non-zero or overran its
+//! time limit, the last lines it printed and where the whole log is.
+//!
+//! Each child leads its own process group, so that it can be stopped with
+//! everything it started: SIGINT, a grace period, then SIGKILL. That happens
+//! when its time limit expires, when the run is dropped (a sibling step
+//! failed, Ctrl-C or SIGTERM ended the command), and [`stopped`] lets `main`
+//! wait for those stops before it exits.
 
 use std::fmt;
-use std::io;
+use std::fs::File;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::task::JoinHandle;
+
+/// How long a child has, after SIGINT, to clean up before SIGKILL (vagrant
+/// cleans up a half-created VM).
+const GRACE: Duration = Duration::from_secs(10);
+
+/// How many lines of the log a failure shows.
+const TAIL_LINES: usize = 15;
 
 /// A program and its arguments, before it runs.
 #[derive(Debug, Clone)]
@@ -14,6 +36,10 @@ pub struct Command {
     args: Vec<String>,
     envs: Vec<(String, String)>,
     dir: Option<PathBuf>,
+    /// A file for the program's standard input (else it reads nothing).
+    stdin: Option<PathBuf>,
+    /// How long it may run before it is stopped (else unbounded).
+    limit: Option<Duration>,
 }
 
 impl Command {
@@ -23,6 +49,8 @@ impl Command {
             args: Vec::new(),
             envs: Vec::new(),
             dir: None,
+            stdin: None,
+            limit: None,
         }
     }
 
@@ -50,6 +78,17 @@ impl Command {
         self
     }
 
+    pub fn stdin_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.stdin = Some(path.into());
+        self
+    }
+
+    /// Stops the program (and its process group) when it runs longer than `limit`.
+    pub fn time_limit(mut self, limit: Option<Duration>) -> Self {
+        self.limit = limit;
+        self
+    }
+
     /// The command line as a user would type it (environment not shown: it may hold secrets).
     pub fn display(&self) -> String {
         std::iter::once(self.program.as_str())
@@ -58,15 +97,25 @@ impl Command {
             .join(" ")
     }
 
-    fn expression(&self) -> duct::Expression {
-        let mut expr = duct::cmd(&self.program, &self.args);
-        for (key, value) in &self.envs {
-            expr = expr.env(key, value);
-        }
+    fn spawn(&self, log: &File, stdout: Stdout) -> io::Result<tokio::process::Child> {
+        let mut command = tokio::process::Command::new(&self.program);
+        command
+            .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .process_group(0)
+            .stderr(log.try_clone()?)
+            .stdout(match stdout {
+                Stdout::Log => Stdio::from(log.try_clone()?),
+                Stdout::Capture => Stdio::piped(),
+            })
+            .stdin(match &self.stdin {
+                Some(path) => Stdio::from(File::open(path)?),
+                None => Stdio::null(),
+            });
         if let Some(dir) = &self.dir {
-            expr = expr.dir(dir);
+            command.current_dir(dir);
         }
-        expr.stdin_null().unchecked()
+        command.spawn()
     }
 }
 
@@ -85,9 +134,6 @@ pub enum Stdout {
 pub struct Runner {
     logs_dir: PathBuf,
 }
-
-/// How many lines of the log a failure shows.
-const TAIL_LINES: usize = 15;
 
 impl Runner {
     pub fn new(logs_dir: impl Into<PathBuf>) -> Self {
@@ -110,25 +156,12 @@ impl Runner {
         self.logs_dir.join(format!("{slug}.log"))
     }
 
-    /// Runs `command` as `step` on a blocking thread; returns its standard output
-    /// when `stdout` is `Capture`, else an empty string.
+    /// Runs `command` as `step`; returns its standard output when `stdout` is
+    /// `Capture`, else an empty string. Dropping the future stops the program.
     pub async fn run(
         &self,
         step: &str,
         command: Command,
-        stdout: Stdout,
-    ) -> Result<String, ProcessError> {
-        let runner = self.clone();
-        let step = step.to_string();
-        tokio::task::spawn_blocking(move || runner.run_blocking(&step, &command, stdout))
-            .await
-            .expect("a process-runner thread panicked")
-    }
-
-    pub fn run_blocking(
-        &self,
-        step: &str,
-        command: &Command,
         stdout: Stdout,
     ) -> Result<String, ProcessError> {
         let log = self.log_path(step);
@@ -139,20 +172,152 @@ impl Runner {
             tail: tail_of(&log),
             log: log.clone(),
         };
-        std::fs::create_dir_all(&self.logs_dir)
+        let file =
+            open_log(&log, &command).map_err(|err| failure(FailureKind::CouldNotStart(err)))?;
+        let child = command
+            .spawn(&file, stdout)
             .map_err(|err| failure(FailureKind::CouldNotStart(err)))?;
-        let expr = command.expression().stderr_path(&log);
-        let expr = match stdout {
-            Stdout::Log => expr.stderr_to_stdout().stdout_path(&log),
-            Stdout::Capture => expr.stdout_capture(),
+        drop(file);
+        let mut group = Group::new(child);
+        let finished = group.finish();
+        let result = match command.limit {
+            None => finished.await,
+            Some(limit) => match tokio::time::timeout(limit, finished).await {
+                Ok(result) => result,
+                Err(_) => {
+                    group.stop().await;
+                    return Err(failure(FailureKind::TimedOut(limit)));
+                }
+            },
         };
-        let output = expr
-            .run()
-            .map_err(|err| failure(FailureKind::CouldNotStart(err)))?;
-        if !output.status.success() {
-            return Err(failure(FailureKind::Exited(output.status.code())));
+        let (status, out) = result.map_err(|err| failure(FailureKind::CouldNotStart(err)))?;
+        if !status.success() {
+            return Err(failure(FailureKind::Exited(status.code())));
         }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        Ok(out)
+    }
+}
+
+/// Opens a fresh log for a run of `command`, keeping the previous one as `.1`.
+fn open_log(path: &Path, command: &Command) -> io::Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut previous = path.as_os_str().to_owned();
+    previous.push(".1");
+    match std::fs::rename(path, &previous) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+        _ => {}
+    }
+    let mut file = File::create(path)?;
+    let dir = match &command.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().unwrap_or_default(),
+    };
+    writeln!(
+        file,
+        "# {} `{}` in {}",
+        jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or_else(|_| jiff::Timestamp::now()),
+        command.display(),
+        dir.display()
+    )?;
+    Ok(file)
+}
+
+/// A running child, the leader of its own process group. Dropped while the
+/// child runs, it stops the group in the background (see [`stopped`]).
+struct Group {
+    child: Option<tokio::process::Child>,
+    /// The child's pid, which is its group's id (`process_group(0)`).
+    id: libc::pid_t,
+}
+
+/// Stops begun by dropped runs, for [`stopped`] to wait for.
+static STOPPING: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
+
+/// Waits until every child whose run was dropped has been stopped (at most
+/// the grace period): `main` calls it before exiting, so that no child
+/// outlives the command and its locks (a VM's) are free for the next run.
+pub async fn stopped() {
+    loop {
+        let pending = std::mem::take(&mut *STOPPING.lock().unwrap_or_else(|e| e.into_inner()));
+        if pending.is_empty() {
+            return;
+        }
+        for stop in pending {
+            let _ = stop.await;
+        }
+    }
+}
+
+impl Group {
+    fn new(child: tokio::process::Child) -> Self {
+        let id = child
+            .id()
+            .and_then(|pid| libc::pid_t::try_from(pid).ok())
+            .unwrap_or(0);
+        Group {
+            child: Some(child),
+            id,
+        }
+    }
+
+    /// Waits for the child's exit, reading its captured standard output.
+    async fn finish(&mut self) -> io::Result<(std::process::ExitStatus, String)> {
+        let child = self.child.as_mut().expect("a running child");
+        let mut out = Vec::new();
+        if let Some(mut stdout) = child.stdout.take() {
+            stdout.read_to_end(&mut out).await?;
+        }
+        let status = child.wait().await?;
+        self.child = None;
+        Ok((status, String::from_utf8_lossy(&out).into_owned()))
+    }
+
+    /// SIGINT to the group, up to the grace period for the child to exit,
+    /// then SIGKILL to whatever of the group is left.
+    async fn stop(&mut self) {
+        if let Some(child) = self.child.take() {
+            stop_group(child, self.id).await;
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let Some(child) = self.child.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let stop = runtime.spawn(stop_group(child, self.id));
+                STOPPING
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(stop);
+            }
+            // No runtime left to wait in: at least nothing survives.
+            Err(_) => signal_group(self.id, libc::SIGKILL),
+        }
+    }
+}
+
+async fn stop_group(mut child: tokio::process::Child, group: libc::pid_t) {
+    signal_group(group, libc::SIGINT);
+    if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+        signal_group(group, libc::SIGKILL);
+        let _ = child.wait().await;
+    }
+    // What the leader started may outlive it: the rest of the group goes too.
+    signal_group(group, libc::SIGKILL);
+}
+
+fn signal_group(group: libc::pid_t, signal: libc::c_int) {
+    if group > 0 {
+        // SAFETY: kill(2) touches no memory of ours; a group that is gone gives ESRCH.
+        unsafe { libc::kill(-group, signal) };
     }
 }
 
@@ -173,6 +338,8 @@ pub enum FailureKind {
     CouldNotStart(io::Error),
     /// `None` when a signal ended it.
     Exited(Option<i32>),
+    /// It ran past its time limit and was stopped.
+    TimedOut(Duration),
 }
 
 #[derive(Debug)]
@@ -186,21 +353,19 @@ pub struct ProcessError {
 
 impl fmt::Display for ProcessError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (step, command) = (&self.step, &self.command);
         match &self.kind {
-            FailureKind::CouldNotStart(err) => write!(
+            FailureKind::CouldNotStart(err) => {
+                write!(f, "{step}: could not start `{command}`: {err}")?
+            }
+            FailureKind::Exited(Some(code)) => {
+                write!(f, "{step}: `{command}` exited with status {code}")?
+            }
+            FailureKind::Exited(None) => write!(f, "{step}: `{command}` was killed by a signal")?,
+            FailureKind::TimedOut(limit) => write!(
                 f,
-                "{}: could not start `{}`: {err}",
-                self.step, self.command
-            )?,
-            FailureKind::Exited(Some(code)) => write!(
-                f,
-                "{}: `{}` exited with status {code}",
-                self.step, self.command
-            )?,
-            FailureKind::Exited(None) => write!(
-                f,
-                "{}: `{}` was killed by a signal",
-                self.step, self.command
+                "{step}: `{command}` did not finish within {}s and was stopped",
+                limit.as_secs()
             )?,
         }
         if !self.tail.is_empty() {
@@ -217,29 +382,63 @@ impl std::error::Error for ProcessError {}
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
 
-    #[test]
-    fn captured_stdout_is_returned_and_stderr_logged() {
-        let dir = tempfile::tempdir().unwrap();
-        let runner = Runner::new(dir.path());
-        let cmd = Command::new("sh").args(["-c", "echo out; echo err >&2"]);
-        let out = runner
-            .run_blocking("say hello", &cmd, Stdout::Capture)
-            .unwrap();
-        assert_eq!(out, "out\n");
-        let log = std::fs::read_to_string(dir.path().join("say-hello.log")).unwrap();
-        assert_eq!(log, "err\n");
+    fn log_of(dir: &Path, name: &str) -> String {
+        std::fs::read_to_string(dir.join(name)).unwrap()
     }
 
-    #[test]
-    fn failure_names_step_status_and_tail() {
+    #[tokio::test]
+    async fn captured_stdout_is_returned_and_stderr_logged_after_a_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let runner = Runner::new(dir.path());
+        let cmd = Command::new("sh")
+            .args(["-c", "echo out; echo err >&2"])
+            .dir(dir.path());
+        let out = runner.run("say hello", cmd, Stdout::Capture).await.unwrap();
+        assert_eq!(out, "out\n");
+        let log = log_of(dir.path(), "say-hello.log");
+        let (header, rest) = log.split_once('\n').unwrap();
+        assert!(header.starts_with("# 20"), "{header}");
+        assert!(
+            header.ends_with(&format!(
+                "`sh -c echo out; echo err >&2` in {}",
+                dir.path().display()
+            )),
+            "{header}"
+        );
+        assert_eq!(rest, "err\n");
+    }
+
+    #[tokio::test]
+    async fn both_streams_share_one_log_in_order_and_the_last_run_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let runner = Runner::new(dir.path());
+        let script = "echo first; echo second >&2; echo third; echo vagrant-error >&2; exit 1";
+        let run = || runner.run("boot", Command::new("sh").args(["-c", script]), Stdout::Log);
+        let err = run().await.unwrap_err();
+        // stderr does not overwrite stdout: every line, in the order written.
+        assert_eq!(
+            &err.tail[1..],
+            ["first", "second", "third", "vagrant-error"],
+            "{err}"
+        );
+        let first = log_of(dir.path(), "boot.log");
+        run().await.unwrap_err();
+        assert_eq!(log_of(dir.path(), "boot.log.1"), first);
+    }
+
+    #[tokio::test]
+    async fn failure_names_step_status_and_tail() {
         let dir = tempfile::tempdir().unwrap();
         let runner = Runner::new(dir.path());
         let cmd =
             Command::new("sh").args(["-c", "for i in $(seq 30); do echo line $i; done; exit 7"]);
         let err = runner
-            .run_blocking("boot agent", &cmd, Stdout::Log)
+            .run("boot agent", cmd, Stdout::Log)
+            .await
             .unwrap_err();
         assert!(matches!(err.kind, FailureKind::Exited(Some(7))));
         assert_eq!(err.tail.len(), TAIL_LINES);
@@ -250,12 +449,105 @@ mod tests {
         assert!(text.contains("boot-agent.log"), "{text}");
     }
 
-    #[test]
-    fn missing_program_could_not_start() {
+    #[tokio::test]
+    async fn missing_program_could_not_start() {
         let dir = tempfile::tempdir().unwrap();
         let runner = Runner::new(dir.path());
         let cmd = Command::new("surely-not-a-program-here");
-        let err = runner.run_blocking("probe", &cmd, Stdout::Log).unwrap_err();
+        let err = runner.run("probe", cmd, Stdout::Log).await.unwrap_err();
         assert!(matches!(err.kind, FailureKind::CouldNotStart(_)), "{err}");
+    }
+
+    /// A program that starts a grandchild in its group, records both pids and
+    /// waits; `trap` makes the leader ignore SIGINT when `stubborn`.
+    fn sleeper(dir: &Path, stubborn: bool) -> Command {
+        let pids = dir.join("pids");
+        let trap = if stubborn { "trap '' INT; " } else { "" };
+        Command::new("sh").args([
+            "-c".to_string(),
+            format!(
+                "{trap}sleep 30 & echo $! >> {0}; echo $$ >> {0}; echo waiting; wait",
+                pids.display()
+            ),
+        ])
+    }
+
+    /// The recorded processes still alive a moment after the stop (a SIGKILL
+    /// takes effect when the process is next scheduled).
+    fn survivors(dir: &Path) -> Vec<String> {
+        let pids = std::fs::read_to_string(dir.join("pids")).unwrap_or_default();
+        assert_eq!(pids.lines().count(), 2, "both processes started: {pids}");
+        let alive = || -> Vec<String> {
+            pids.lines()
+                .filter(|pid| {
+                    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .is_ok_and(|stat| !stat.contains(") Z "))
+                })
+                .map(String::from)
+                .collect()
+        };
+        for _ in 0..50 {
+            if alive().is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        alive()
+    }
+
+    async fn wait_for_pids(dir: &Path) {
+        while std::fs::read_to_string(dir.join("pids")).map_or(0, |p| p.lines().count()) < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_step_over_its_time_limit_is_stopped_with_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let runner = Runner::new(dir.path());
+        let cmd = sleeper(dir.path(), false).time_limit(Some(Duration::from_millis(500)));
+        let err = runner
+            .run("boot master", cmd, Stdout::Log)
+            .await
+            .unwrap_err();
+        assert!(matches!(err.kind, FailureKind::TimedOut(_)), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("did not finish within 0s and was stopped"),
+            "{text}"
+        );
+        assert!(text.contains("| waiting"), "{text}");
+        assert_eq!(survivors(dir.path()), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_run_stops_its_group_and_stopped_waits_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let runner = Runner::new(dir.path());
+        let run = runner.run("build", sleeper(dir.path(), false), Stdout::Log);
+        tokio::select! {
+            _ = run => panic!("the sleeper ended by itself"),
+            () = wait_for_pids(dir.path()) => {}
+        }
+        stopped().await;
+        assert_eq!(survivors(dir.path()), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_child_that_ignores_sigint_is_killed_after_the_grace_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let runner = Runner::new(dir.path());
+        let run = runner.run("build", sleeper(dir.path(), true), Stdout::Log);
+        tokio::select! {
+            _ = run => panic!("the sleeper ended by itself"),
+            () = wait_for_pids(dir.path()) => {}
+        }
+        let started = Instant::now();
+        stopped().await;
+        assert!(
+            started.elapsed() >= GRACE,
+            "SIGKILL came before the grace period"
+        );
+        assert_eq!(survivors(dir.path()), Vec::<String>::new());
     }
 }

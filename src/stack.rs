@@ -1,4 +1,5 @@
-//! The deployed stack as `status`, `deploy` and `verify` see it: workloads'
+//! The stack: its components (the one list every command uses), and the
+//! deployed stack as `status`, `deploy` and `verify` see it: workloads'
 //! ready/desired replicas, autoscalers' state, and the gateway's URL.
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -6,6 +7,74 @@ use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams};
 use serde::Serialize;
+
+use crate::error::Failure;
+
+/// The six components of the stack, as DESIGN.md and the exercise define them:
+/// the one list that `logs`, `verify`, `status`, the help and the completions use.
+#[derive(Debug, Clone, Copy)]
+pub struct Component {
+    pub name: &'static str,
+    pub kind: &'static str,
+    pub port: i32,
+    /// Keeps its data on a volume of its own (volumeClaimTemplates).
+    pub storage: bool,
+    /// Has a HorizontalPodAutoscaler.
+    pub autoscaled: bool,
+}
+
+pub const COMPONENTS: [Component; 6] = [
+    Component {
+        name: "inventory-db",
+        kind: "StatefulSet",
+        port: 5432,
+        storage: true,
+        autoscaled: false,
+    },
+    Component {
+        name: "billing-db",
+        kind: "StatefulSet",
+        port: 5432,
+        storage: true,
+        autoscaled: false,
+    },
+    Component {
+        name: "rabbitmq",
+        kind: "StatefulSet",
+        port: 5672,
+        storage: true,
+        autoscaled: false,
+    },
+    Component {
+        name: "inventory-app",
+        kind: "Deployment",
+        port: 8080,
+        storage: false,
+        autoscaled: true,
+    },
+    Component {
+        name: "billing-app",
+        kind: "StatefulSet",
+        port: 8080,
+        storage: false,
+        autoscaled: true,
+    },
+    Component {
+        name: "api-gateway",
+        kind: "Deployment",
+        port: 3000,
+        storage: false,
+        autoscaled: true,
+    },
+];
+
+/// The component called `name`; anything else is a usage error naming them all.
+pub fn component(name: &str) -> Result<&'static Component, Failure> {
+    COMPONENTS.iter().find(|c| c.name == name).ok_or_else(|| {
+        let names: Vec<&str> = COMPONENTS.iter().map(|c| c.name).collect();
+        Failure::Usage(format!("no app {name}: the apps are {}", names.join(", ")))
+    })
+}
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Workload {
@@ -30,7 +99,10 @@ pub struct Autoscaler {
 #[derive(Debug, Clone, Serialize)]
 pub struct Stack {
     pub namespace: String,
+    /// The stack's components first, in [`COMPONENTS`] order, then any other workload.
     pub workloads: Vec<Workload>,
+    /// Components of the stack with no workload in the namespace.
+    pub missing: Vec<&'static str>,
     pub autoscalers: Vec<Autoscaler>,
     pub gateway: Option<String>,
 }
@@ -72,7 +144,8 @@ pub async fn status(client: &kube::Client, namespace: &str) -> anyhow::Result<St
             }
         }))
         .collect();
-    workloads.sort_by(|a, b| a.name.cmp(&b.name));
+    workloads.sort_by_key(|w| (position(&w.name), w.name.clone()));
+    let missing = missing(&workloads);
     let autoscalers = hpas
         .items
         .iter()
@@ -95,9 +168,27 @@ pub async fn status(client: &kube::Client, namespace: &str) -> anyhow::Result<St
     Ok(Stack {
         namespace: namespace.into(),
         workloads,
+        missing,
         autoscalers,
         gateway,
     })
+}
+
+/// Where a workload comes in [`COMPONENTS`]; others after them.
+fn position(name: &str) -> usize {
+    COMPONENTS
+        .iter()
+        .position(|c| c.name == name)
+        .unwrap_or(COMPONENTS.len())
+}
+
+/// The components with no workload among `workloads`.
+fn missing(workloads: &[Workload]) -> Vec<&'static str> {
+    COMPONENTS
+        .iter()
+        .filter(|c| !workloads.iter().any(|w| w.name == c.name))
+        .map(|c| c.name)
+        .collect()
 }
 
 /// `http://ADDRESS:PORT` of the namespace's LoadBalancer Service, once it has an address.
@@ -129,6 +220,38 @@ pub fn load_balancer_url(service: &Service) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn components_come_in_stack_order_and_missing_ones_are_named() {
+        let workload = |name: &str| Workload {
+            kind: "Deployment".into(),
+            name: name.into(),
+            ready: 1,
+            desired: 1,
+        };
+        let mut workloads = vec![
+            workload("extra"),
+            workload("api-gateway"),
+            workload("inventory-db"),
+        ];
+        workloads.sort_by_key(|w| (position(&w.name), w.name.clone()));
+        let names: Vec<&str> = workloads.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(names, ["inventory-db", "api-gateway", "extra"]);
+        assert_eq!(
+            missing(&workloads),
+            ["billing-db", "rabbitmq", "inventory-app", "billing-app"]
+        );
+    }
+
+    #[test]
+    fn an_unknown_component_is_a_usage_error_naming_them_all() {
+        assert_eq!(component("rabbitmq").unwrap().port, 5672);
+        let err = component("nosuch").unwrap_err().to_string();
+        assert!(
+            err.contains("no app nosuch: the apps are inventory-db, billing-db, rabbitmq"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn url_needs_a_load_balancer_with_an_address() {

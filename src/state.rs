@@ -41,34 +41,33 @@ impl State {
     pub fn logs(&self) -> PathBuf {
         self.dir.join("logs")
     }
+
+    /// Marks a machine whose `vagrant up` began and has not finished: a VM
+    /// left running by a boot that failed or was interrupted.
+    pub fn boot_marker(&self, machine: &str) -> PathBuf {
+        self.dir.join("booting").join(machine)
+    }
 }
 
-/// Writes `contents` to `path` readable by the owner only, via a temporary file
-/// in the same directory and a rename.
+/// Writes `contents` to `path` readable by the owner only, via a temporary
+/// file in the same directory and a rename; on failure the temporary file is
+/// removed and `path` is untouched.
 pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut tmp = tempfile_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
-    tmp.1.write_all(contents)?;
-    tmp.1.sync_all()?;
-    std::fs::rename(&tmp.0, path).with_context(|| format!("cannot write {}", path.display()))?;
+    // tempfile creates it 0600 and deletes it when dropped unpersisted.
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    file.write_all(contents)
+        .and_then(|()| file.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.persist(path)
+        .map_err(|err| err.error)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
-}
-
-/// A new 0600 file beside the target; removed by the caller's rename.
-fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let name = format!(".tmp-{}-{}", std::process::id(), random_hex(4));
-    let path = dir.join(name);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
-    Ok((path, file))
 }
 
 /// `bytes` random bytes from the OS, as lowercase hex.
@@ -96,6 +95,21 @@ mod tests {
             std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
             1
         );
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should go: the rename fails.
+        let path = dir.path().join("taken");
+        std::fs::create_dir(&path).unwrap();
+        let err = write_private(&path, b"secret").unwrap_err();
+        assert!(format!("{err:#}").contains("cannot write"), "{err:#}");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["taken"]);
     }
 
     #[test]

@@ -1,14 +1,23 @@
-//! Rendering the core's events: a live line per task with indicatif on a
-//! terminal, plain timestamped lines otherwise (CI logs), nothing but warnings
-//! with `-q`. Colour only on a terminal and never with `NO_COLOR`.
+//! Rendering the core's events on stderr, so that stdout carries only a
+//! command's result (JSON, the plan, a completion script) and pipes cleanly:
+//! a live line per task with indicatif when stderr is a terminal, plain
+//! timestamped lines otherwise (CI logs), nothing but warnings with `-q`.
+//! Colour is decided per stream by anstream: only on a terminal, never with
+//! `NO_COLOR`, always with `CLICOLOR_FORCE`.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use anstream::{AutoStream, ColorChoice};
+use anstyle::{AnsiColor, Style};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use orchestrator::reporter::{Event, Reporter};
+
+pub const FAILURE: Style = AnsiColor::Red.on_default().bold();
+pub const SUCCESS: Style = AnsiColor::Green.on_default();
+pub const WARNING: Style = AnsiColor::Yellow.on_default().bold();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verbosity {
@@ -20,27 +29,20 @@ pub enum Verbosity {
 pub fn reporter(verbosity: Verbosity) -> Box<dyn Reporter> {
     match verbosity {
         Verbosity::Quiet => Box::new(Quiet),
-        Verbosity::Normal if std::io::stdout().is_terminal() => Box::new(Live::new()),
+        Verbosity::Normal if std::io::stderr().is_terminal() => Box::new(Live::new()),
         _ => Box::new(Plain::new()),
     }
 }
 
-fn colour_enabled() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
-}
-
-/// `text` in an ANSI colour (31 red, 32 green, 33 yellow) when colour is on.
-pub fn paint(code: u8, text: &str) -> String {
-    if colour_enabled() {
-        format!("\x1b[{code}m{text}\x1b[0m")
-    } else {
-        text.to_string()
-    }
+/// `text` in `style`. Print it with anstream's `print!`/`eprintln!`, which
+/// drop the style where that stream gets no colour.
+pub fn styled(style: Style, text: &str) -> String {
+    format!("{style}{text}{style:#}")
 }
 
 /// An error and its causes, one per line, as `main` prints it.
 pub fn error_text(err: &anyhow::Error) -> String {
-    let mut text = format!("{} {err}", paint(31, "error:"));
+    let mut text = format!("{} {err}", styled(FAILURE, "error:"));
     for cause in err.chain().skip(1) {
         text.push_str(&format!("\n  caused by: {cause}"));
     }
@@ -56,7 +58,7 @@ struct Quiet;
 impl Reporter for Quiet {
     fn report(&self, event: Event) {
         if let Event::Warning(message) = event {
-            eprintln!("{} {message}", paint(33, "warning:"));
+            anstream::eprintln!("{} {message}", styled(WARNING, "warning:"));
         }
     }
 }
@@ -83,34 +85,54 @@ impl Reporter for Plain {
         let label = |id: &str| labels.get(id).map_or(id.to_string(), |(l, _)| l.clone());
         match event {
             Event::Started { id, label: text } => {
-                println!("{at} {text}: started");
+                anstream::eprintln!("{at} {text}: started");
                 labels.insert(id, (text, Instant::now()));
             }
-            Event::Progress { id, message } => println!("{at} {}: {message}", label(&id)),
+            Event::Progress { id, message } => {
+                anstream::eprintln!("{at} {}: {message}", label(&id))
+            }
             Event::Finished { id, ok, message } => {
                 let took = labels.get(&id).map(|(_, t)| seconds(t.elapsed()));
-                let mark = if ok { "ok" } else { "FAILED" };
+                let mark = if ok {
+                    styled(SUCCESS, "ok")
+                } else {
+                    styled(FAILURE, "FAILED")
+                };
                 let took = took.map_or(String::new(), |t| format!(" ({t})"));
-                println!("{at} {}: {mark}: {message}{took}", label(&id));
+                anstream::eprintln!("{at} {}: {mark}: {message}{took}", label(&id));
             }
-            Event::Note(message) => println!("{at} {message}"),
-            Event::Warning(message) => eprintln!("{at} warning: {message}"),
+            Event::Note(message) => anstream::eprintln!("{at} {message}"),
+            Event::Warning(message) => {
+                anstream::eprintln!("{at} {} {message}", styled(WARNING, "warning:"))
+            }
         }
     }
 }
 
-/// A spinner line per task that ends as a ✓ or ✗ line with its time.
+/// A spinner line per task on stderr that ends as a ✓ or ✗ line with its time.
 struct Live {
     bars: MultiProgress,
     tasks: Mutex<HashMap<String, (ProgressBar, String)>>,
+    /// indicatif writes to the terminal itself, past anstream.
+    colour: bool,
 }
 
 impl Live {
     fn new() -> Self {
         Live {
-            bars: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
+            bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             tasks: Mutex::default(),
+            colour: AutoStream::choice(&std::io::stderr()) != ColorChoice::Never,
         }
+    }
+
+    fn println(&self, line: &str) {
+        let line = if self.colour {
+            line.to_string()
+        } else {
+            anstream::adapter::strip_str(line).to_string()
+        };
+        let _ = self.bars.println(line);
     }
 }
 
@@ -137,24 +159,18 @@ impl Reporter for Live {
                 // A finished task leaves the live area for a permanent line above it.
                 if let Some((bar, label)) = tasks.remove(&id) {
                     let mark = if ok {
-                        paint(32, "✓")
+                        styled(SUCCESS, "✓")
                     } else {
-                        paint(31, "✗")
+                        styled(FAILURE, "✗")
                     };
                     let took = seconds(bar.elapsed());
                     bar.finish_and_clear();
-                    let _ = self
-                        .bars
-                        .println(format!("{mark} {label}: {message} ({took})"));
+                    self.println(&format!("{mark} {label}: {message} ({took})"));
                 }
             }
-            Event::Note(message) => {
-                let _ = self.bars.println(message);
-            }
+            Event::Note(message) => self.println(&message),
             Event::Warning(message) => {
-                let _ = self
-                    .bars
-                    .println(format!("{} {message}", paint(33, "warning:")));
+                self.println(&format!("{} {message}", styled(WARNING, "warning:")))
             }
         }
     }

@@ -1,13 +1,15 @@
 //! The `vagrant` CLI, the only way this tool touches the VMs. Every call runs
 //! in the project directory (where the Vagrantfile is) with the cluster's
-//! settings in `ORCH_*` variables, as a named step of the process runner.
+//! settings in `ORCH_*` variables, as a named step of the process runner,
+//! bounded by `cluster.step_timeout_secs` (but for the box download, whose
+//! time is the network's).
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::error::Failure;
 use crate::process::{Command, FailureKind, ProcessError, Runner, Stdout};
 use crate::state::State;
 
@@ -61,7 +63,8 @@ impl Vagrant {
             .env("ORCH_BOX", cluster.box_name.clone())
             .env("ORCH_K3S_VERSION", cluster.k3s_version.clone())
             .env("ORCH_TOKEN_FILE", state.token().display().to_string())
-            .env("VAGRANT_DEFAULT_PROVIDER", cluster.provider.as_str());
+            .env("VAGRANT_DEFAULT_PROVIDER", cluster.provider.as_str())
+            .time_limit(Some(Duration::from_secs(cluster.step_timeout_secs)));
         Vagrant {
             runner,
             base,
@@ -70,21 +73,28 @@ impl Vagrant {
         }
     }
 
-    /// Runs one vagrant command. A vagrant killed by a signal was stopped from
-    /// outside (Ctrl-C reaches it along with this process): that is an
-    /// interruption, which the same command resumes, not a failed step.
+    /// Runs one vagrant command; one over its time limit says which setting that is.
     async fn run(&self, step: &str, args: &[&str], stdout: Stdout) -> anyhow::Result<String> {
-        let command = self.base.clone().args(args.iter().copied());
+        self.run_command(step, self.base.clone().args(args.iter().copied()), stdout)
+            .await
+    }
+
+    async fn run_command(
+        &self,
+        step: &str,
+        command: Command,
+        stdout: Stdout,
+    ) -> anyhow::Result<String> {
         match self.runner.run(step, command, stdout).await {
             Err(
                 err @ ProcessError {
-                    kind: FailureKind::Exited(None),
+                    kind: FailureKind::TimedOut(_),
                     ..
                 },
-            ) => {
-                // The failure goes inside, where the exit code is looked for.
-                Err(anyhow::Error::new(Failure::Interrupted).context(err))
-            }
+            ) => Err(anyhow::Error::new(err).context(format!(
+                "{step} took longer than cluster.step_timeout_secs (orchestrator.toml) and was stopped; \
+                 run the same command again to resume"
+            ))),
             result => Ok(result?),
         }
     }
@@ -118,20 +128,34 @@ impl Vagrant {
     /// Downloads the box once, so that concurrent `up`s do not race to add it.
     pub async fn add_box(&self, step: &str) -> anyhow::Result<()> {
         let args = ["box", "add", "--provider", self.provider, &self.box_name];
-        self.run(step, &args, Stdout::Log).await.map(drop)
+        let command = self.base.clone().args(args).time_limit(None);
+        self.run_command(step, command, Stdout::Log).await.map(drop)
     }
 
-    /// Boots (creating if needed) one machine without provisioning it.
-    pub async fn up(&self, step: &str, machine: &str) -> anyhow::Result<()> {
-        self.run(step, &["up", "--no-provision", machine], Stdout::Log)
-            .await
-            .map(drop)
+    /// Boots (creating if needed) machines without provisioning them.
+    pub async fn up(&self, step: &str, machines: &[&str]) -> anyhow::Result<()> {
+        let args: Vec<&str> = ["up", "--no-provision"]
+            .iter()
+            .chain(machines)
+            .copied()
+            .collect();
+        self.run(step, &args, Stdout::Log).await.map(drop)
     }
 
     pub async fn provision(&self, step: &str, machine: &str) -> anyhow::Result<()> {
         self.run(step, &["provision", machine], Stdout::Log)
             .await
             .map(drop)
+    }
+
+    /// Reboots machines (their networks set up again), without provisioning them.
+    pub async fn reload(&self, step: &str, machines: &[&str]) -> anyhow::Result<()> {
+        let args: Vec<&str> = ["reload", "--no-provision"]
+            .iter()
+            .chain(machines)
+            .copied()
+            .collect();
+        self.run(step, &args, Stdout::Log).await.map(drop)
     }
 
     pub async fn halt(&self, step: &str, machine: &str) -> anyhow::Result<()> {
@@ -153,6 +177,27 @@ impl Vagrant {
         let script = format!("sudo cat {K3S_KUBECONFIG}");
         self.run(step, &["ssh", "master", "-c", &script], Stdout::Capture)
             .await
+    }
+}
+
+impl Vagrant {
+    /// Runs `script` on `machine` with `stdin` as its standard input (e.g. an
+    /// image archive for `k3s ctr images import -`). Without a terminal
+    /// (`ssh -T`; `vagrant ssh -c` asks for one by default), so that binary
+    /// input passes unaltered.
+    pub async fn ssh_with_stdin(
+        &self,
+        step: &str,
+        machine: &str,
+        script: &str,
+        stdin: &Path,
+    ) -> anyhow::Result<()> {
+        let command = self
+            .base
+            .clone()
+            .args(["ssh", machine, "-c", script, "--", "-T"])
+            .stdin_file(stdin);
+        self.run_command(step, command, Stdout::Log).await.map(drop)
     }
 }
 

@@ -26,6 +26,7 @@ async fn ready_nodes_end_the_wait_at_once() {
     nodes::wait_ready(
         client,
         &names(&["master", "agent"]),
+        jiff::Timestamp::now(),
         Duration::from_secs(20),
         |ready, total| {
             seen.lock().unwrap().push(format!("{ready}/{total}"));
@@ -41,10 +42,16 @@ async fn ready_nodes_end_the_wait_at_once() {
 async fn a_node_that_never_registers_times_out_by_name() {
     let client = kube_sim::client(&kube_sim::kubeconfig()).await;
     let wanted = names(&["master", "agent", "agent-2"]);
-    let err = nodes::wait_ready(client, &wanted, Duration::from_secs(2), |_, _| {})
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = nodes::wait_ready(
+        client,
+        &wanted,
+        jiff::Timestamp::now(),
+        Duration::from_secs(2),
+        |_, _| {},
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("nodes not Ready after 2s"), "{err}");
     assert!(err.contains("  agent-2: not registered"), "{err}");
     assert!(
@@ -76,7 +83,7 @@ fn create_create_stop_start_status_destroy() {
     let created = sandbox.run(&["create"]);
     created.expect_code(0);
     created.stdout_has("cluster created\n");
-    created.stdout_has("nodes Ready: 2/2 Ready");
+    created.stderr_has("nodes Ready: 2/2 Ready");
     let ours: serde_yaml::Value =
         serde_yaml::from_str(&sandbox.read(&sandbox.state_file("kubeconfig"))).unwrap();
     assert_eq!(
@@ -169,5 +176,5 @@ fn create_names_the_node_that_never_becomes_ready() {
     run.expect_code(1);
     run.stderr_has("nodes not Ready after 5s");
     run.stderr_has("agent-2: not registered");
-    run.stdout_has("nodes Ready: 2/3 Ready");
+    run.stderr_has("nodes Ready: 2/3 Ready");
 }

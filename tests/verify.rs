@@ -164,7 +164,7 @@ async fn checks_pass_after_deploy_and_each_breakage_fails_with_its_reason() {
 
     let (code, all) = stack.verify();
     assert_eq!(not_passed(&all), Vec::<String>::new(), "{all:#?}");
-    assert_eq!(code, Some(1), "an unanswered gateway fails verify");
+    assert_eq!(code, Some(6), "an unanswered gateway fails the audit");
     let first = named(&all, api::MOVIE_POST);
     assert_eq!(first["status"], "failed");
     assert!(
@@ -248,7 +248,7 @@ async fn checks_pass_after_deploy_and_each_breakage_fails_with_its_reason() {
     let hpas = stack.api::<HorizontalPodAutoscaler>();
     patch(&hpas, "billing-app", json!({"spec": {"maxReplicas": 5}})).await;
     let (code, all) = stack.verify();
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(6));
     assert_eq!(not_passed(&all), [checks::AUTOSCALERS]);
     let why = reason(named(&all, checks::AUTOSCALERS));
     assert!(
@@ -279,7 +279,7 @@ async fn checks_pass_after_deploy_and_each_breakage_fails_with_its_reason() {
     stack.configure(&broken);
     let output = stack.run(&["verify", "--gateway-url", NO_GATEWAY]);
     let shown = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{shown}");
+    assert_eq!(output.status.code(), Some(6), "{shown}");
     assert!(
         shown.contains("✗ no credential outside Secret manifests"),
         "{shown}"

@@ -1,8 +1,10 @@
 use orchestrator::lifecycle::{Cluster, Created};
+use orchestrator::preflight::{self, Scope};
 
 use super::Context;
 
 pub async fn run(ctx: &Context) -> anyhow::Result<()> {
+    preflight::require(&ctx.config, Scope::Create, ctx.reporter.as_ref()).await?;
     let cluster = Cluster::new(
         &ctx.config,
         &ctx.project_dir,

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use orchestrator::deploy::{self, Options, cluster::Cluster};
+use orchestrator::deploy::{self, Options, Project, cluster::Cluster, images};
 use orchestrator::kubeapi;
 use orchestrator::process::Runner;
 
@@ -8,14 +8,22 @@ use super::{Context, plan};
 use crate::cli::DeployArgs;
 
 pub async fn run(ctx: &Context, args: DeployArgs) -> anyhow::Result<()> {
-    let project = super::project(ctx);
+    let mut config = ctx.config.clone();
+    config.registry.sideload |= args.sideload;
+    let project = Project {
+        config: &config,
+        ..super::project(ctx)
+    };
     let runner = Runner::new(ctx.state.logs());
     if args.dry_run {
         let connection = kubeapi::connect(&args.target.into()).await?;
         let cluster = Cluster::new(connection.client, &ctx.config.deploy.namespace);
         let plan = deploy::plan(&project, &cluster, args.only.as_deref(), &runner).await?;
         plan::print(&plan);
-        println!("dry run: the API server accepted every object; nothing was changed");
+        match plan.namespace_exists {
+            true => println!("dry run: the API server accepted every object; nothing was changed"),
+            false => println!("dry run: nothing was changed"),
+        }
         return Ok(());
     }
     let options = Options {
@@ -23,6 +31,7 @@ pub async fn run(ctx: &Context, args: DeployArgs) -> anyhow::Result<()> {
         skip_push: args.skip_push,
         only: args.only,
         timeout: Duration::from_secs(args.timeout.unwrap_or(ctx.config.deploy.timeout_secs)),
+        platforms: images::parse_platforms(&args.platform)?,
     };
     let release = deploy::prepare(&project, &options, &runner).await?;
     let connection = kubeapi::connect(&args.target.into()).await?;

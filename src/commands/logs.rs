@@ -1,11 +1,13 @@
 use futures::StreamExt;
 use orchestrator::kubeapi;
 use orchestrator::logs::{self, Options};
+use orchestrator::stack;
 
 use super::Context;
 use crate::cli::LogsArgs;
 
 pub async fn run(ctx: &Context, args: LogsArgs) -> anyhow::Result<()> {
+    let component = stack::component(&args.app)?;
     let options = Options {
         follow: args.follow,
         since_seconds: args.since.as_deref().map(logs::parse_since).transpose()?,
@@ -14,7 +16,7 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> anyhow::Result<()> {
     let mut lines = logs::lines(
         &connection.client,
         &ctx.config.deploy.namespace,
-        &args.app,
+        component,
         &options,
     )
     .await?;

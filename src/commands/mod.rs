@@ -3,6 +3,8 @@
 
 mod completions;
 mod create;
+mod dashboard;
+mod demo;
 mod deploy;
 mod destroy;
 mod doctor;
@@ -58,7 +60,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(args) => plan::run(&ctx, args).await,
         Command::Verify(args) => verify::run(&ctx, args).await,
         Command::Logs(args) => logs::run(&ctx, args).await,
-        Command::Doctor => doctor::run(&ctx).await,
+        Command::Doctor(args) => doctor::run(&ctx, args).await,
+        Command::Dashboard(args) => dashboard::run(&ctx, args).await,
+        Command::Demo(args) => demo::run(&ctx, args).await,
         Command::Completions(_) => unreachable!("handled before the configuration is loaded"),
     }
 }

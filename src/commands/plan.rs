@@ -21,6 +21,12 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> anyhow::Result<()> {
 
 /// The waves with each object's change, the prunes and the images.
 pub fn print(plan: &Plan) {
+    if !plan.namespace_exists {
+        println!(
+            "the namespace does not exist yet: every object in it will be created \
+             (the API server checks them once it exists)"
+        );
+    }
     for (index, wave) in plan.waves.iter().enumerate() {
         println!("wave {}: {}", index + 1, wave.name);
         for (key, change) in &wave.objects {
@@ -33,7 +39,10 @@ pub fn print(plan: &Plan) {
             println!("  {:<10} {key}", "prune");
         }
     }
-    println!("images:");
+    match plan.platforms.as_slice() {
+        [] => println!("images:"),
+        platforms => println!("images (for the nodes' {}):", platforms.join(", ")),
+    }
     for image in &plan.images {
         println!("  {image}");
     }

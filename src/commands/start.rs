@@ -1,8 +1,10 @@
 use orchestrator::lifecycle::Cluster;
+use orchestrator::preflight::{self, Scope};
 
 use super::Context;
 
 pub async fn run(ctx: &Context) -> anyhow::Result<()> {
+    preflight::require(&ctx.config, Scope::Start, ctx.reporter.as_ref()).await?;
     Cluster::new(
         &ctx.config,
         &ctx.project_dir,

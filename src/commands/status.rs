@@ -60,6 +60,9 @@ fn print_stack(stack: &Stack) {
             w.name, w.kind, w.ready, w.desired
         );
     }
+    for name in &stack.missing {
+        println!("  {name:<14} not deployed");
+    }
     if !stack.autoscalers.is_empty() {
         println!("autoscalers:");
     }

@@ -1,10 +1,10 @@
-use orchestrator::kubeapi;
-use orchestrator::reporter::{Reporter, Silent};
+use orchestrator::error::Failure;
 use orchestrator::verify::{self, Status, billing::KubeBilling, report};
+use orchestrator::{dashboard, kubeapi};
 
 use super::Context;
 use crate::cli::VerifyArgs;
-use crate::ui::paint;
+use crate::ui::{self, styled};
 
 pub async fn run(ctx: &Context, args: VerifyArgs) -> anyhow::Result<()> {
     let connection = kubeapi::connect(&args.target.into()).await?;
@@ -21,21 +21,20 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> anyhow::Result<()> {
         client: connection.client.clone(),
         namespace: namespace.clone(),
     };
-    // Progress lines would break the JSON on stdout.
-    let reporter: &dyn Reporter = if args.json {
-        &Silent
-    } else {
-        ctx.reporter.as_ref()
-    };
+    // Progress goes to stderr: it never mixes with the JSON on stdout.
+    let reporter = ctx.reporter.as_ref();
     reporter.note(&format!(
         "verifying namespace {namespace} on {}",
         connection.description
     ));
     let audit = verify::run(&target, &billing, reporter).await;
+    if let Err(err) = dashboard::record_verify(&ctx.state, &audit) {
+        reporter.warning(&format!("cannot keep this run for the dashboard: {err:#}"));
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&audit)?);
     } else {
-        print!("{}", report::checklist(&audit, &mark));
+        anstream::print!("{}", report::checklist(&audit, &mark));
     }
     if let Some(file) = &args.report {
         std::fs::write(file, report::markdown(&audit))
@@ -45,18 +44,19 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> anyhow::Result<()> {
     if audit.passed() {
         return Ok(());
     }
-    anyhow::bail!(
+    Err(Failure::AuditFailed(format!(
         "verify: {} check(s) failed, {} could not run (skipped)",
         audit.count(Status::Failed),
         audit.count(Status::Skipped)
-    )
+    ))
+    .into())
 }
 
 fn mark(status: Status) -> String {
-    let code = match status {
-        Status::Passed => 32,
-        Status::Failed => 31,
-        Status::Skipped => 33,
+    let style = match status {
+        Status::Passed => ui::SUCCESS,
+        Status::Failed => ui::FAILURE,
+        Status::Skipped => ui::WARNING,
     };
-    paint(code, report::mark(status))
+    styled(style, report::mark(status))
 }

@@ -11,6 +11,7 @@ pub mod images;
 pub mod manifest;
 pub mod readiness;
 pub mod secrets;
+pub mod sideload;
 pub mod waves;
 
 use std::path::{Path, PathBuf};
@@ -23,9 +24,9 @@ use serde_json::json;
 use crate::config::Config;
 use crate::error::Failure;
 use crate::process::Runner;
-use crate::reporter::{Reporter, Silent};
+use crate::reporter::Reporter;
 use crate::state::State;
-use cluster::{Change, Cluster, Orphan};
+use cluster::{Change, Cluster};
 use images::Image;
 use manifest::Manifest;
 use waves::Wave;
@@ -38,6 +39,8 @@ pub struct Options {
     pub only: Option<String>,
     /// Per wave.
     pub timeout: Duration,
+    /// `--platform`: build for these instead of the nodes' platforms.
+    pub platforms: Vec<String>,
 }
 
 /// Where the inputs are.
@@ -153,9 +156,14 @@ fn waves_for(
 /// What `plan` shows: each wave's objects with their change, the prunes, the images.
 #[derive(Debug, serde::Serialize)]
 pub struct Plan {
+    /// Whether the stack's namespace exists: while it does not, its objects
+    /// are all `create` and the server cannot check them yet.
+    pub namespace_exists: bool,
     pub waves: Vec<PlannedWave>,
     pub prune: Vec<String>,
     pub images: Vec<String>,
+    /// The nodes' platforms, the images' build targets (when they can be read).
+    pub platforms: Vec<String>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -172,16 +180,7 @@ pub async fn plan(
     runner: &Runner,
 ) -> anyhow::Result<Plan> {
     let mut inputs = release(project, only, runner).await?;
-    images::publish(
-        &mut inputs.images,
-        project.dir,
-        &project.images_record(),
-        runner,
-        &Silent,
-        true,
-        true,
-    )
-    .await?;
+    images::recall(&mut inputs.images, &project.images_record());
     let waves = waves_for(project, &inputs, false)?;
     let mut planned = Vec::new();
     for wave in &waves {
@@ -198,23 +197,28 @@ pub async fn plan(
     }
     let prune = match only {
         Some(_) => Vec::new(),
-        None => orphans(cluster, &waves)
-            .await?
-            .iter()
-            .map(|o| format!("{}/{}", o.kind, o.name))
-            .collect(),
+        None => {
+            let all: Vec<Manifest> = waves.iter().flat_map(|w| w.objects.clone()).collect();
+            cluster
+                .orphans(&all)
+                .await?
+                .iter()
+                .map(|o| format!("{}/{}", o.kind, o.name))
+                .collect()
+        }
     };
     let images = inputs.images.iter().map(Image::pinned).collect();
+    let platforms = images::cluster_platforms(cluster.client(), &[])
+        .await
+        .map(|nodes| nodes.into_keys().collect())
+        .unwrap_or_default();
     Ok(Plan {
+        namespace_exists: cluster.namespace_exists().await?,
         waves: planned,
         prune,
         images,
+        platforms,
     })
-}
-
-async fn orphans(cluster: &Cluster, waves: &[Wave]) -> anyhow::Result<Vec<Orphan>> {
-    let all: Vec<Manifest> = waves.iter().flat_map(|w| w.objects.clone()).collect();
-    cluster.orphans(&all).await
 }
 
 /// What a deploy did.
@@ -227,21 +231,21 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
-/// The local checks and inputs of a deploy: docker present and logged in
-/// when it will be used, manifests and images read.
+/// The local checks and inputs of a deploy: docker's daemon, buildx and login
+/// as far as they will be used (the preflight), manifests and images read.
 pub async fn prepare(
     project: &Project<'_>,
     options: &Options,
     runner: &Runner,
 ) -> anyhow::Result<Release> {
-    if !(options.skip_build && options.skip_push) {
-        crate::prereq::require(&[crate::prereq::Tool::Docker])?;
-    }
-    let release = release(project, options.only.as_deref(), runner).await?;
-    if !options.skip_push && !release.images.is_empty() {
-        images::check_logged_in(&project.config.registry)?;
-    }
-    Ok(release)
+    let docker = crate::preflight::Scope::Deploy {
+        build: !options.skip_build,
+        // Sideloaded images never reach a registry: no login needed.
+        push: !options.skip_push && !project.config.registry.sideload,
+    };
+    // The Docker checks have nothing to warn about, only to fail.
+    crate::preflight::require(project.config, docker, &crate::reporter::Silent).await?;
+    release(project, options.only.as_deref(), runner).await
 }
 
 pub async fn deploy(
@@ -253,17 +257,19 @@ pub async fn deploy(
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
+    let nodes = images::cluster_platforms(cluster.client(), &options.platforms).await?;
     images::publish(
         &mut inputs.images,
-        project.dir,
-        &project.images_record(),
+        project,
+        options,
+        &nodes,
         runner,
         reporter,
-        options.skip_build,
-        options.skip_push,
     )
     .await?;
     let waves = waves_for(project, &inputs, true)?;
+    let all: Vec<Manifest> = waves.iter().flat_map(|w| w.objects.clone()).collect();
+    let mut recorded = false;
     for (index, wave) in waves.iter().enumerate() {
         reporter.note(&format!(
             "wave {}/{}: {}",
@@ -271,17 +277,24 @@ pub async fn deploy(
             waves.len(),
             wave.name
         ));
+        // The record of what is applied lives in the namespace: written once
+        // the namespace exists, before any object inside it.
+        if !recorded && wave.objects.iter().any(|m| m.kind != "Namespace") {
+            cluster.record_kinds(&all, false).await?;
+            recorded = true;
+        }
         roll_out(cluster, wave, options.timeout, reporter).await?;
     }
     let mut pruned = Vec::new();
     if options.only.is_none() {
-        for orphan in orphans(cluster, &waves).await? {
+        for orphan in cluster.orphans(&all).await? {
             let key = format!("{}/{}", orphan.kind, orphan.name);
             reporter.started(&key, &key);
             cluster.delete(&orphan).await?;
             reporter.finished(&key, true, Change::Prune.done());
             pruned.push(key);
         }
+        cluster.record_kinds(&all, true).await?;
     }
     let gateway = crate::stack::gateway_url(cluster.client(), cluster.namespace())
         .await
@@ -321,8 +334,7 @@ async fn roll_out(
     let deadline = tokio::time::Instant::now() + timeout;
     let waits = wave.workloads().map(|workload| async move {
         let key = workload.key();
-        let progress = |message: &str| reporter.progress(&key, message);
-        let result = cluster.wait_ready(workload, deadline, &progress).await;
+        let result = cluster.wait_ready(workload, deadline, reporter).await;
         reporter.finished(
             &key,
             result.is_ok(),

@@ -2,7 +2,7 @@
 //! status`, and the pod states that will not get better by waiting, explained
 //! in words a student can act on.
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +73,101 @@ pub fn stateful_set(s: &StatefulSet) -> Readiness {
     Readiness::Ready
 }
 
+/// The annotation the Deployment controller keeps equal on a Deployment and its new ReplicaSet.
+const DEPLOYMENT_REVISION: &str = "deployment.kubernetes.io/revision";
+
+/// Which pods run a workload's current revision, told by a label its
+/// controller puts on them: a Deployment's new ReplicaSet's `pod-template-hash`,
+/// a StatefulSet's `updateRevision` in `controller-revision-hash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    label: &'static str,
+    value: String,
+    /// False for a StatefulSet rolling out with OrderedReady: it never replaces
+    /// a pod of an old revision that is not Ready (Kubernetes' documented
+    /// "forced rollback" is to delete that pod).
+    pub replaces_old_pods_itself: bool,
+}
+
+impl Revision {
+    pub fn owns(&self, pod: &Pod) -> bool {
+        pod.metadata
+            .labels
+            .as_ref()
+            .and_then(|labels| labels.get(self.label))
+            == Some(&self.value)
+    }
+
+    pub fn of_replica_set(set: &ReplicaSet) -> Option<Revision> {
+        let hash = set.metadata.labels.as_ref()?.get("pod-template-hash")?;
+        Some(Revision {
+            label: "pod-template-hash",
+            value: hash.clone(),
+            replaces_old_pods_itself: true,
+        })
+    }
+}
+
+/// Whether the Deployment controller has seen the Deployment's current spec.
+pub fn deployment_observed(d: &Deployment) -> bool {
+    let observed = d.status.as_ref().and_then(|s| s.observed_generation);
+    observed.unwrap_or(0) >= d.metadata.generation.unwrap_or(0)
+}
+
+/// The Deployment's new ReplicaSet among `sets`: owned by it, at its revision.
+pub fn new_replica_set<'a>(d: &Deployment, sets: &'a [ReplicaSet]) -> Option<&'a ReplicaSet> {
+    let uid = d.metadata.uid.as_ref()?;
+    let revision = d.metadata.annotations.as_ref()?.get(DEPLOYMENT_REVISION)?;
+    sets.iter().find(|set| {
+        let owned = set
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|owner| &owner.uid == uid);
+        let at_revision = set
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(DEPLOYMENT_REVISION))
+            == Some(revision);
+        owned && at_revision
+    })
+}
+
+/// The StatefulSet's update revision, once its controller has seen its spec.
+pub fn stateful_set_revision(s: &StatefulSet) -> Option<Revision> {
+    let status = s.status.as_ref()?;
+    if status.observed_generation.unwrap_or(0) < s.metadata.generation.unwrap_or(0) {
+        return None;
+    }
+    let spec = s.spec.as_ref();
+    let ordered = spec
+        .and_then(|s| s.pod_management_policy.as_deref())
+        .is_none_or(|p| p == "OrderedReady");
+    let rolling = spec
+        .and_then(|s| s.update_strategy.as_ref())
+        .and_then(|u| u.type_.as_deref())
+        .is_none_or(|t| t == "RollingUpdate");
+    Some(Revision {
+        label: "controller-revision-hash",
+        value: status.update_revision.clone()?,
+        replaces_old_pods_itself: !(ordered && rolling),
+    })
+}
+
+/// Whether the pod's Ready condition is True.
+pub fn pod_is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+}
+
 /// A pod state that waiting will not cure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PodProblem {
@@ -106,7 +201,10 @@ pub fn pod_problem(pod: &Pod) -> Option<PodProblem> {
             continue;
         };
         match waiting.reason.as_deref() {
-            Some(reason @ ("ImagePullBackOff" | "ErrImagePull" | "InvalidImageName")) => {
+            Some(
+                reason @ ("ImagePullBackOff" | "ErrImagePull" | "InvalidImageName"
+                | "ErrImageNeverPull"),
+            ) => {
                 return Some(PodProblem::ImagePull {
                     pod: name,
                     image: container.image.clone(),
@@ -168,11 +266,13 @@ impl PodProblem {
                 } else {
                     format!(" ({message})")
                 };
-                format!(
-                    "{workload}: pod {pod} cannot pull its image {image}: {reason}{detail}.\n  \
-                     Likely fixes: the image was not pushed (run `orchestrator deploy` without --skip-push), \
+                let fixes = super::images::never_pulled_fix(reason).unwrap_or(
+                    "Likely fixes: the image was not pushed (run `orchestrator deploy` without --skip-push), \
                      the repository is private on Docker Hub (make it public or add an imagePullSecret), \
-                     or registry.namespace / DOCKERHUB_USERNAME names the wrong account."
+                     or registry.namespace / DOCKERHUB_USERNAME names the wrong account.",
+                );
+                format!(
+                    "{workload}: pod {pod} cannot pull its image {image}: {reason}{detail}.\n  {fixes}"
                 )
             }
             PodProblem::CrashLoop {
@@ -180,6 +280,13 @@ impl PodProblem {
                 container,
                 restarts,
             } => {
+                let fixes = logs.and_then(super::images::exec_format_fix).unwrap_or_else(|| {
+                    format!(
+                        "Likely fixes: a wrong setting or credential in app-config or the Secrets, or a database that \
+                         is not reachable; see `orchestrator logs {}`.",
+                        workload.rsplit('/').next().unwrap_or(workload)
+                    )
+                });
                 let logs = match logs {
                     Some(text) if !text.trim().is_empty() => text
                         .lines()
@@ -189,10 +296,7 @@ impl PodProblem {
                 };
                 format!(
                     "{workload}: container {container} of pod {pod} keeps crashing (CrashLoopBackOff, {restarts} restart(s)).\n  \
-                     Its last log lines:{logs}\n  \
-                     Likely fixes: a wrong setting or credential in app-config or the Secrets, or a database that \
-                     is not reachable; see `orchestrator logs {}`.",
-                    workload.rsplit('/').next().unwrap_or(workload)
+                     Its last log lines:{logs}\n  {fixes}"
                 )
             }
             PodProblem::Unschedulable { pod, message } => format!(
@@ -254,6 +358,66 @@ mod tests {
             "metadata: {{generation: 2}}\n{spec}\nstatus: {{observedGeneration: 2, replicas: 1, readyReplicas: 1, currentRevision: b, updateRevision: b}}"
         ));
         assert_eq!(stateful_set(&ready), Readiness::Ready);
+    }
+
+    #[test]
+    fn revisions_tell_current_pods_from_old_ones() {
+        let pod = |hash: &str| -> Pod {
+            yaml(&format!(
+                "metadata: {{name: p, labels: {{controller-revision-hash: {hash}, pod-template-hash: {hash}}}}}"
+            ))
+        };
+        let spec = "spec: {serviceName: s, selector: {}, template: {}}";
+        let unseen: StatefulSet = yaml(&format!(
+            "metadata: {{generation: 2}}\n{spec}\nstatus: {{observedGeneration: 1, replicas: 1, currentRevision: a, updateRevision: a}}"
+        ));
+        assert_eq!(stateful_set_revision(&unseen), None);
+        let rolling: StatefulSet = yaml(&format!(
+            "metadata: {{generation: 2}}\n{spec}\nstatus: {{observedGeneration: 2, replicas: 1, currentRevision: a, updateRevision: b}}"
+        ));
+        let revision = stateful_set_revision(&rolling).unwrap();
+        assert!(revision.owns(&pod("b")) && !revision.owns(&pod("a")));
+        assert!(
+            !revision.replaces_old_pods_itself,
+            "OrderedReady is the default"
+        );
+        let parallel: StatefulSet = yaml(
+            "metadata: {generation: 2}\nspec: {serviceName: s, selector: {}, template: {}, podManagementPolicy: Parallel}\nstatus: {observedGeneration: 2, replicas: 1, updateRevision: b}",
+        );
+        assert!(
+            stateful_set_revision(&parallel)
+                .unwrap()
+                .replaces_old_pods_itself
+        );
+
+        let d: Deployment = yaml(
+            "metadata: {uid: d1, generation: 3, annotations: {deployment.kubernetes.io/revision: '2'}}\nspec: {selector: {}, template: {}}\nstatus: {observedGeneration: 3}",
+        );
+        let set = |hash: &str, owner: &str, revision: &str| -> ReplicaSet {
+            yaml(&format!(
+                "metadata: {{name: d-{hash}, labels: {{pod-template-hash: {hash}}}, annotations: {{deployment.kubernetes.io/revision: '{revision}'}}, ownerReferences: [{{apiVersion: apps/v1, kind: Deployment, name: d, uid: {owner}}}]}}\nspec: {{selector: {{}}}}"
+            ))
+        };
+        let sets = [
+            set("old", "d1", "1"),
+            set("other", "d2", "2"),
+            set("new", "d1", "2"),
+        ];
+        let new = new_replica_set(&d, &sets).unwrap();
+        let revision = Revision::of_replica_set(new).unwrap();
+        assert!(revision.owns(&pod("new")) && !revision.owns(&pod("old")));
+        assert!(deployment_observed(&d));
+    }
+
+    #[test]
+    fn pod_readiness_is_its_ready_condition() {
+        let ready: Pod =
+            yaml("metadata: {name: p}\nstatus: {conditions: [{type: Ready, status: 'True'}]}");
+        let not: Pod =
+            yaml("metadata: {name: p}\nstatus: {conditions: [{type: Ready, status: 'False'}]}");
+        assert!(pod_is_ready(&ready));
+        assert!(!pod_is_ready(&not));
+        assert!(!pod_is_ready(&yaml::<Pod>("metadata: {name: p}")));
     }
 
     #[test]

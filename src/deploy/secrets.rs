@@ -7,7 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::Context;
-use serde_json::{Value, json};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::Value;
 
 use super::manifest::Manifest;
 
@@ -81,32 +84,34 @@ fn generate(key: &str) -> String {
     }
 }
 
-/// `KEY=VALUE` lines; blank lines and `#` comments skipped; quotes around a value removed.
+/// A dotenv file (`KEY=VALUE`, `export`, quotes, `#` comments also after a
+/// value), read by dotenvy; a missing file is empty. A parse error names the
+/// line but never shows it: it may hold a password.
 fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
     };
-    let mut values = BTreeMap::new();
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let (key, value) = line
-            .split_once('=')
-            .with_context(|| format!("{}:{}: expected KEY=VALUE", path.display(), number + 1))?;
-        let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-            .unwrap_or(value);
-        values.insert(key.trim().to_string(), value.to_string());
-    }
-    Ok(values)
+    dotenvy::from_read_iter(text.as_bytes())
+        .map(|entry| {
+            entry.map_err(|err| match err {
+                dotenvy::Error::LineParse(line, _) => {
+                    let number = text
+                        .lines()
+                        .position(|l| l.contains(line.trim()))
+                        .map_or(String::new(), |i| format!("{}:", i + 1));
+                    anyhow::anyhow!(
+                        "{}:{number} expected KEY=VALUE (quote a value with spaces or #)",
+                        path.display()
+                    )
+                }
+                other => {
+                    anyhow::Error::new(other).context(format!("cannot read {}", path.display()))
+                }
+            })
+        })
+        .collect()
 }
 
 /// The Secret objects, as manifests of the `config` wave.
@@ -114,73 +119,41 @@ pub fn objects(
     required: &BTreeMap<String, BTreeSet<String>>,
     values: &BTreeMap<String, String>,
 ) -> Vec<Manifest> {
-    use base64_engine::encode;
     required
         .iter()
         .map(|(name, keys)| {
-            let data: serde_json::Map<String, Value> = keys
-                .iter()
-                .map(|k| (k.clone(), Value::String(encode(values[k].as_bytes()))))
-                .collect();
+            let secret = Secret {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    labels: Some(BTreeMap::from([
+                        ("app.kubernetes.io/name".into(), "secrets".into()),
+                        ("app.kubernetes.io/part-of".into(), "orchestrator".into()),
+                    ])),
+                    ..ObjectMeta::default()
+                },
+                type_: Some("Opaque".into()),
+                data: Some(
+                    keys.iter()
+                        .map(|k| (k.clone(), ByteString(values[k].clone().into_bytes())))
+                        .collect(),
+                ),
+                ..Secret::default()
+            };
             Manifest {
                 file: "(generated)".into(),
                 api_version: "v1".into(),
                 kind: "Secret".into(),
                 name: name.clone(),
-                body: json!({
-                    "apiVersion": "v1",
-                    "kind": "Secret",
-                    "metadata": {
-                        "name": name,
-                        "labels": {
-                            "app.kubernetes.io/name": "secrets",
-                            "app.kubernetes.io/part-of": "orchestrator",
-                        },
-                    },
-                    "type": "Opaque",
-                    "data": data,
-                }),
+                // Only maps with non-string keys fail to serialize.
+                body: serde_json::to_value(&secret).expect("a Secret serializes to JSON"),
             }
         })
         .collect()
 }
 
-/// Standard base64 (the `data` of a Secret), small enough not to need a crate.
-mod base64_engine {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-    pub fn encode(bytes: &[u8]) -> String {
-        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-        for chunk in bytes.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_the_standard() {
-        use base64_engine::encode;
-        assert_eq!(encode(b""), "");
-        assert_eq!(encode(b"f"), "Zg==");
-        assert_eq!(encode(b"fo"), "Zm8=");
-        assert_eq!(encode(b"foo"), "Zm9v");
-        assert_eq!(encode(b"foobar"), "Zm9vYmFy");
-    }
 
     #[test]
     fn shipped_manifests_need_the_three_secrets() {
@@ -231,7 +204,24 @@ mod tests {
         let err = credentials(&keys, &dotenv, &dir.path().join("g"), true)
             .unwrap_err()
             .to_string();
-        assert!(err.ends_with(".env:2: expected KEY=VALUE"), "{err}");
+        assert!(err.contains(".env:2: expected KEY=VALUE"), "{err}");
+    }
+
+    #[test]
+    fn env_file_comments_and_quotes_follow_dotenv() {
+        let dir = tempfile::tempdir().unwrap();
+        let dotenv = dir.path().join(".env");
+        std::fs::write(
+            &dotenv,
+            "A=1 # note\nB=\"two # words\"\nC='three'  # single\nexport D=four\nE='pa$HOME'\n",
+        )
+        .unwrap();
+        let values = read_env_file(&dotenv).unwrap();
+        assert_eq!(values["A"], "1", "an inline comment is not the value");
+        assert_eq!(values["B"], "two # words");
+        assert_eq!(values["C"], "three");
+        assert_eq!(values["D"], "four");
+        assert_eq!(values["E"], "pa$HOME", "single quotes keep a $");
     }
 
     #[test]
@@ -241,6 +231,9 @@ mod tests {
         let values: BTreeMap<String, String> = [("K".to_string(), "foo".to_string())].into();
         let secret = objects(&required, &values).remove(0);
         assert_eq!(secret.key(), "Secret/s");
+        assert_eq!(secret.body["apiVersion"], "v1");
+        assert_eq!(secret.body["kind"], "Secret");
+        assert_eq!(secret.body["type"], "Opaque");
         assert_eq!(secret.body["data"]["K"], "Zm9v");
     }
 }

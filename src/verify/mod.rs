@@ -3,8 +3,8 @@
 //! wrong and what to do) or was skipped (with why), and always carries its
 //! evidence: the object and field it read, the request and the status it got.
 //!
-//! The judging is pure ([`checks`]: nodes, manifests and live objects are all
-//! read as [`Manifest`]s, so one rule serves the files and the cluster);
+//! The judging is pure ([`checks`]: one table of rules over the nodes, the
+//! manifests and the live objects, the latter two both read as [`Manifest`]s);
 //! this module only gathers the inputs, times the checks and bundles them
 //! into an [`Audit`], which [`report`] renders as a checklist, Markdown or JSON.
 
@@ -127,63 +127,6 @@ impl Check {
     }
 }
 
-/// The six components of the stack, as DESIGN.md and the exercise define them.
-#[derive(Debug, Clone, Copy)]
-pub struct Component {
-    pub name: &'static str,
-    pub kind: &'static str,
-    pub port: i32,
-    /// Keeps its data on a volume of its own (volumeClaimTemplates).
-    pub storage: bool,
-    /// Has a HorizontalPodAutoscaler.
-    pub autoscaled: bool,
-}
-
-pub const COMPONENTS: [Component; 6] = [
-    Component {
-        name: "inventory-db",
-        kind: "StatefulSet",
-        port: 5432,
-        storage: true,
-        autoscaled: false,
-    },
-    Component {
-        name: "billing-db",
-        kind: "StatefulSet",
-        port: 5432,
-        storage: true,
-        autoscaled: false,
-    },
-    Component {
-        name: "rabbitmq",
-        kind: "StatefulSet",
-        port: 5672,
-        storage: true,
-        autoscaled: false,
-    },
-    Component {
-        name: "inventory-app",
-        kind: "Deployment",
-        port: 8080,
-        storage: false,
-        autoscaled: true,
-    },
-    Component {
-        name: "billing-app",
-        kind: "StatefulSet",
-        port: 8080,
-        storage: false,
-        autoscaled: true,
-    },
-    Component {
-        name: "api-gateway",
-        kind: "Deployment",
-        port: 3000,
-        storage: false,
-        autoscaled: true,
-    },
-];
-
 /// Everything `verify` found, as the checklist and the evidence bundle show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Audit {
@@ -244,9 +187,17 @@ pub async fn run(
         let nodes = crate::nodes::list(target.client.clone())
             .await
             .map_err(|err| format!("cannot list the nodes: {err:#}"))?;
-        Ok(timed(clock, vec![checks::nodes(&nodes)]))
+        Ok(timed(clock, checks::cluster(&nodes)))
     };
-    all.extend(section(reporter, Section::Cluster, &[checks::NODES], cluster).await);
+    all.extend(
+        section(
+            reporter,
+            Section::Cluster,
+            &checks::names(Section::Cluster),
+            cluster,
+        )
+        .await,
+    );
 
     let dir = target.manifests_dir.display().to_string();
     let files = async {
@@ -259,7 +210,7 @@ pub async fn run(
         section(
             reporter,
             Section::Manifests,
-            &checks::MANIFEST_CHECKS,
+            &checks::names(Section::Manifests),
             files,
         )
         .await,
@@ -275,7 +226,15 @@ pub async fn run(
         let checks = checks::objects(&objects, namespace, &target.config.registry);
         Ok(timed(clock, checks))
     };
-    all.extend(section(reporter, Section::Objects, &checks::OBJECT_CHECKS, objects).await);
+    all.extend(
+        section(
+            reporter,
+            Section::Objects,
+            &checks::names(Section::Objects),
+            objects,
+        )
+        .await,
+    );
 
     let gateway = match &target.gateway {
         Some(url) => Ok(url.trim_end_matches('/').to_string()),

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod kube_sim;
+pub mod release;
 pub mod vagrant;
 
 use std::os::unix::fs::PermissionsExt;

@@ -11,12 +11,25 @@ use super::FakeBin;
 /// The fake `vagrant`. Environment:
 /// - `FAKE_VAGRANT_DIR`: its state (`calls`, `env`, `cwd`, `machines/NAME`, `boxes`);
 /// - `FAKE_VAGRANT_FAIL`: space-separated `VERB:MACHINE` steps that exit 1 (`status`: every status);
-/// - `FAKE_VAGRANT_DELAY`: seconds each up, provision, halt and box add takes;
-/// - `FAKE_VAGRANT_K3S_YAML`: a file `ssh master -c ...` prints instead of the built-in kubeconfig.
+/// - `FAKE_VAGRANT_DELAY`: seconds each up, reload, provision, halt and box add takes;
+/// - `FAKE_VAGRANT_PIDS`: a file each call appends its pid to;
+/// - `FAKE_VAGRANT_EVENTS`: a file each step appends `start VERB MACHINE` and `end VERB MACHINE` to;
+/// - `FAKE_VAGRANT_ON_PROVISION`: a shell command `provision` runs (as if K3s came back);
+/// - `FAKE_VAGRANT_K3S_YAML`: a file `ssh master -c ...` prints instead of the built-in kubeconfig;
+/// - `FAKE_VAGRANT_VERSION`: what `--version` prints after `Vagrant ` (default 2.4.9);
+/// - `FAKE_VAGRANT_PLUGINS`: what `plugin list` prints (default: none installed).
+///
+/// The preflight's questions (`--version`, `plugin list`) change nothing and
+/// are not recorded in `calls`.
 const FAKE_VAGRANT: &str = r#"#!/bin/sh
 D="$FAKE_VAGRANT_DIR"
+case "$1" in
+  --version) echo "Vagrant ${FAKE_VAGRANT_VERSION:-2.4.9}"; exit ;;
+  plugin) echo "${FAKE_VAGRANT_PLUGINS:-No plugins installed.}"; exit ;;
+esac
 mkdir -p "$D/machines"
 echo "$*" >> "$D/calls"
+[ -z "$FAKE_VAGRANT_PIDS" ] || echo $$ >> "$FAKE_VAGRANT_PIDS"
 env | grep -E '^(ORCH_|VAGRANT_DEFAULT_PROVIDER=)' | sort > "$D/env"
 pwd > "$D/cwd"
 machines() {
@@ -27,12 +40,15 @@ machines() {
     i=$((i + 1))
   done
 }
+event() { [ -z "$FAKE_VAGRANT_EVENTS" ] || echo "$*" >> "$FAKE_VAGRANT_EVENTS"; }
 step() { # VERB MACHINE: announce, maybe fail, take the delay
+  event start "$1" "$2"
   echo "==> $2: $1 (fake)"
   case " $FAKE_VAGRANT_FAIL " in
     *" $1:$2 "*) echo "The guest machine entered an invalid state while waiting for it to boot." >&2; exit 1 ;;
   esac
   sleep "${FAKE_VAGRANT_DELAY:-0}"
+  event end "$1" "$2"
 }
 state() { cat "$D/machines/$1" 2>/dev/null || echo not_created; }
 case "$1" in
@@ -58,13 +74,20 @@ case "$1" in
       add) step add box; echo "$5 ($4, 202502.21.0)" >> "$D/boxes" ;;
     esac
     ;;
-  up)
-    step up "$3"
-    echo running > "$D/machines/$3"
+  up | reload)
+    # `up|reload --no-provision MACHINE...`. The VM runs from the start of its
+    # boot: a boot that fails or is stopped leaves it running, half booted.
+    verb=$1
+    shift 2
+    for m in "$@"; do
+      echo running > "$D/machines/$m"
+      step "$verb" "$m"
+    done
     ;;
   provision)
     [ "$(state "$2")" = running ] || { echo "VM must be running to provision" >&2; exit 1; }
     step provision "$2"
+    [ -z "$FAKE_VAGRANT_ON_PROVISION" ] || sh -c "$FAKE_VAGRANT_ON_PROVISION"
     ;;
   halt)
     step halt "$2"
@@ -104,6 +127,12 @@ EOF
 esac
 "#;
 
+/// The fake `VBoxManage`: `--version` prints `FAKE_VBOX_VERSION` (default 7.1.4r165100).
+const FAKE_VBOXMANAGE: &str = "#!/bin/sh\necho \"${FAKE_VBOX_VERSION:-7.1.4r165100}\"\n";
+
+/// VirtualBox's `networks.conf` in every sandbox: the tests' VMs live on loopback.
+const NETWORKS_CONF: &str = "* 192.168.56.0/21 127.0.0.0/8\n";
+
 /// A project directory, a home and a fake `PATH`, all inside one temporary directory.
 pub struct Sandbox {
     _tmp: tempfile::TempDir,
@@ -111,32 +140,42 @@ pub struct Sandbox {
     pub project: PathBuf,
     pub home: PathBuf,
     pub vagrant_state: PathBuf,
+    /// Stands for `/` where the preflight reads host files (`etc/vbox/networks.conf`, `proc/*`).
+    pub host_root: PathBuf,
     pub bin: FakeBin,
     envs: Vec<(String, String)>,
 }
 
 impl Sandbox {
     /// `config` is the project's `orchestrator.toml`. The fake `vagrant` and a
-    /// fake VirtualBox are on `PATH`.
+    /// fake VirtualBox are on `PATH`; VirtualBox allows host-only addresses on
+    /// loopback, and the host has no `/proc` files to judge.
     pub fn new(config: &str) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_path_buf();
         let project = root.join("project");
         let home = root.join("home");
         let vagrant_state = root.join("vagrant");
-        for dir in [&project, &home, &vagrant_state] {
+        let host_root = root.join("host");
+        for dir in [&project, &home, &vagrant_state, &host_root.join("etc/vbox")] {
             std::fs::create_dir_all(dir).unwrap();
         }
-        std::fs::write(project.join("orchestrator.toml"), config).unwrap();
+        std::fs::write(
+            project.join("orchestrator.toml"),
+            with_local_k3s_release(config),
+        )
+        .unwrap();
+        std::fs::write(host_root.join("etc/vbox/networks.conf"), NETWORKS_CONF).unwrap();
         let bin = FakeBin::new(&root);
         bin.write("vagrant", FAKE_VAGRANT);
-        bin.recorder("VBoxManage", &root.join("vboxmanage-calls"));
+        bin.write("VBoxManage", FAKE_VBOXMANAGE);
         Sandbox {
             _tmp: tmp,
             root,
             project,
             home,
             vagrant_state,
+            host_root,
             bin,
             envs: Vec::new(),
         }
@@ -168,7 +207,8 @@ impl Sandbox {
             .env("PATH", self.bin.path())
             .env("HOME", &self.home)
             .env("KUBECONFIG", self.user_kubeconfig())
-            .env("FAKE_VAGRANT_DIR", &self.vagrant_state);
+            .env("FAKE_VAGRANT_DIR", &self.vagrant_state)
+            .env("ORCHESTRATOR_HOST_ROOT", &self.host_root);
         for (key, value) in &self.envs {
             command.env(key, value);
         }
@@ -198,6 +238,11 @@ impl Sandbox {
     /// Forgets the calls recorded so far.
     pub fn clear_calls(&self) {
         let _ = std::fs::remove_file(self.vagrant_state.join("calls"));
+    }
+
+    /// A box as `vagrant box list` shows it, e.g. `NAME (virtualbox, 1.0)`.
+    pub fn add_box(&self, line: &str) {
+        std::fs::write(self.vagrant_state.join("boxes"), format!("{line}\n")).unwrap();
     }
 
     /// Sets a machine's state as `vagrant status` will report it.
@@ -257,5 +302,22 @@ impl Run {
             self.stderr()
         );
         self
+    }
+}
+
+/// `config` with the K3s release coming from this process's loopback release
+/// server (one for every sandbox), never from the internet.
+fn with_local_k3s_release(config: &str) -> String {
+    static BASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let base = BASE.get_or_init(|| super::release::Server::start().1);
+    let keys = format!(
+        "k3s_release_url = \"{base}/releases\"\nk3s_installer_url = \"{base}/install.sh\"\n"
+    );
+    match config.find("[cluster]\n") {
+        Some(at) => {
+            let (before, after) = config.split_at(at + "[cluster]\n".len());
+            format!("{before}{keys}{after}")
+        }
+        None => format!("{config}\n[cluster]\n{keys}"),
     }
 }

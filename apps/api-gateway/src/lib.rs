@@ -15,6 +15,7 @@ use service_common::ApiError;
 use service_common::amqp::AmqpSettings;
 use service_common::config::Env;
 use service_common::extract::RawBody;
+use service_common::order::Order;
 
 pub use proxy::Upstream;
 pub use publisher::Publisher;
@@ -48,7 +49,7 @@ pub async fn run(env: Env) -> anyhow::Result<()> {
 
 #[derive(Clone)]
 pub struct AppState {
-    http: proxy::Client,
+    http: std::sync::Arc<proxy::Client>,
     inventory: std::sync::Arc<Upstream>,
     billing: std::sync::Arc<Upstream>,
     publisher: std::sync::Arc<Publisher>,
@@ -57,11 +58,17 @@ pub struct AppState {
 impl AppState {
     pub fn new(inventory: Upstream, billing: Upstream, amqp: AmqpSettings) -> Self {
         AppState {
-            http: proxy::client(),
+            http: proxy::Client::new(proxy::CONNECTION_LIFETIME).into(),
             inventory: inventory.into(),
             billing: billing.into(),
             publisher: Publisher::new(amqp).into(),
         }
+    }
+
+    /// Upstream connections are replaced after `lifetime` (30 s otherwise).
+    pub fn with_connection_lifetime(mut self, lifetime: std::time::Duration) -> Self {
+        self.http = proxy::Client::new(lifetime).into();
+        self
     }
 }
 
@@ -110,17 +117,14 @@ async fn orders(
     .await
 }
 
-/// Queues a JSON object for billing-app and answers once the broker has
-/// confirmed it is stored.
+/// Queues an order for billing-app and answers once the broker has
+/// confirmed it is stored. An order billing-app could not use is refused
+/// here, naming the field, and never queued.
 async fn queue_order(
     State(state): State<AppState>,
     RawBody(body): RawBody,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body).is_err() {
-        return Err(ApiError::BadRequest(
-            "the body must be a JSON object".into(),
-        ));
-    }
+    Order::parse(&body).map_err(ApiError::BadRequest)?;
     state.publisher.publish(&body).await?;
     Ok(Json(serde_json::json!({ "message": "order queued" })))
 }

@@ -1,6 +1,7 @@
 //! Forwarding a request to an upstream service, status and body unchanged.
 
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, header};
@@ -33,11 +34,41 @@ impl Upstream {
     }
 }
 
-/// The client for every upstream: plain HTTP/1.1 that keeps connections open
-/// between requests.
-pub type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+/// The client for every upstream: plain HTTP/1.1 that keeps connections
+/// open between requests, each pool of them for a bounded lifetime only.
+/// kube-proxy balances a Service per connection: connections kept forever
+/// would keep all traffic on the replicas that existed when they opened, and
+/// the replicas the HPA adds would receive none.
+pub struct Client {
+    lifetime: Duration,
+    pool: Mutex<(Instant, Pool)>,
+}
 
-pub fn client() -> Client {
+type Pool = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+
+/// How long the gateway keeps its upstream connections by default.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+
+impl Client {
+    pub fn new(lifetime: Duration) -> Self {
+        Client {
+            lifetime,
+            pool: Mutex::new((Instant::now(), new_pool())),
+        }
+    }
+
+    /// The current pool; past its lifetime, a fresh one replaces it. The old
+    /// pool closes its connections once the requests using them are done.
+    fn pool(&self) -> Pool {
+        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.0.elapsed() >= self.lifetime {
+            *pool = (Instant::now(), new_pool());
+        }
+        pool.1.clone()
+    }
+}
+
+fn new_pool() -> Pool {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(2)));
@@ -68,7 +99,7 @@ pub async fn forward(
         .parse()
         .map_err(|_| ApiError::BadRequest("invalid path".into()))?;
     *request.headers_mut() = end_to_end(headers);
-    let answer = tokio::time::timeout(ANSWER_TIMEOUT, client.request(request))
+    let answer = tokio::time::timeout(ANSWER_TIMEOUT, client.pool().request(request))
         .await
         .map_err(|elapsed| unavailable(&elapsed))?
         .map_err(|error| unavailable(&error))?;

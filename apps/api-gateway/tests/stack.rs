@@ -9,6 +9,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use service_common::amqp::AmqpSettings;
+use service_common::postgres::Database;
 use testkit::{
     Background, ErrorCase, PrivateRabbit, TestDb, TestQueue, TestServer, assert_errors, call,
     eventually, free_port,
@@ -34,15 +35,11 @@ struct Billing {
 impl Stack {
     async fn start(queue: &TestQueue) -> Self {
         let movies_db = TestDb::create();
-        let pool = movies_db.settings.lazy_pool(4);
-        inventory_app::migrate_when_reachable(&pool).await.unwrap();
-        let inventory = TestServer::start(inventory_app::app(pool)).await;
+        let movies = Database::new(movies_db.settings.lazy_pool(4));
+        inventory_app::migrate(movies.clone()).await;
+        let inventory = TestServer::start(inventory_app::app(movies)).await;
 
         let orders_db = TestDb::create();
-        let billing_pool = orders_db.settings.lazy_pool(4);
-        billing_app::migrate_when_reachable(&billing_pool)
-            .await
-            .unwrap();
         let billing = start_billing(&queue.settings, &orders_db).await;
 
         let state = AppState::new(
@@ -89,10 +86,11 @@ impl Stack {
 }
 
 async fn start_billing(amqp: &AmqpSettings, db: &TestDb) -> Billing {
-    let pool = db.settings.lazy_pool(4);
-    let server = TestServer::start(billing_app::app(pool.clone())).await;
+    let billing = billing_app::Billing::new(db.settings.lazy_pool(4));
+    billing_app::migrate(billing.clone()).await;
+    let server = TestServer::start(billing_app::app(billing.clone())).await;
     let amqp = amqp.clone();
-    let consumer = Background::spawn(|stopped| billing_app::consume_until(amqp, pool, stopped));
+    let consumer = Background::spawn(|stopped| billing_app::consume_until(amqp, billing, stopped));
     Billing { server, consumer }
 }
 
@@ -274,4 +272,107 @@ async fn no_confirmed_order_is_lost_when_rabbitmq_restarts() {
     stack.post_order_once_the_broker_is_back(ORDERS + 1).await;
     orders_reach(&stack.orders_db, ORDERS + 2).await;
     stack.stop_billing().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and RabbitMQ on 127.0.0.1"]
+async fn orders_with_a_bad_number_are_refused_naming_the_field() {
+    let queue = TestQueue::new();
+    let mut stack = Stack::start(&queue).await;
+    stack.stop_billing().await;
+    for (body, field) in [
+        (
+            r#"{"user_id": "abc", "number_of_items": 1, "total_amount": 2}"#,
+            "user_id",
+        ),
+        (
+            r#"{"user_id": 1, "number_of_items": "two", "total_amount": 2}"#,
+            "number_of_items",
+        ),
+        (
+            r#"{"user_id": 1, "number_of_items": 1, "total_amount": "2,50"}"#,
+            "total_amount",
+        ),
+        (r#"{"user_id": 1, "number_of_items": 1}"#, "total_amount"),
+    ] {
+        let (status, answer) = stack.call("POST", "/api/billing", Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.contains(field), "{body}: {error}");
+    }
+    assert_eq!(queue.message_count().await, 0, "a refused order was queued");
+
+    // A good one is queued, with a message id billing-app deduplicates by.
+    let (status, answer) = stack.call("POST", "/api/billing", Some(&order(1))).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (body, properties) = queue.take_one().await.expect("the order is queued");
+    assert_eq!(body, order(1).as_bytes());
+    let message_id = properties.message_id().as_ref().expect("a message id");
+    assert_eq!(message_id.as_str().len(), 36, "{message_id}");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and RabbitMQ on 127.0.0.1"]
+async fn an_order_no_queue_takes_is_a_503_not_a_200() {
+    let queue = TestQueue::new();
+    let mut stack = Stack::start(&queue).await;
+    stack.stop_billing().await;
+    let (status, answer) = stack.call("POST", "/api/billing", Some(&order(1))).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    // The gateway declared the queue when it connected; now it is gone.
+    queue.delete().await;
+    let (status, answer) = stack.call("POST", "/api/billing", Some(&order(2))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+}
+
+/// An upstream that answers each request with the client port of the
+/// connection it came on.
+async fn connection_reporter() -> (u16, Background) {
+    use axum::extract::ConnectInfo;
+    use std::net::SocketAddr;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let router = Router::new().route(
+        "/api/movies",
+        axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+            axum::Json(json!(peer.port()))
+        }),
+    );
+    let serving = Background::spawn(|stopped| async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped)
+        .await
+        .unwrap();
+    });
+    (port, serving)
+}
+
+#[tokio::test]
+async fn upstream_connections_are_renewed_so_new_replicas_get_traffic() {
+    let (port, upstream) = connection_reporter().await;
+    let state = AppState::new(
+        Upstream::new("inventory-app", "127.0.0.1", port),
+        Upstream::new("billing-app", "127.0.0.1", port),
+        TestQueue::on(free_port()).settings.clone(),
+    )
+    .with_connection_lifetime(Duration::from_millis(200));
+    let gateway = api_gateway::app(state);
+    let mut connections = std::collections::BTreeSet::new();
+    for _ in 0..10 {
+        let (status, peer_port) = call(&gateway, "GET", "/api/movies", None).await;
+        assert_eq!(status, StatusCode::OK);
+        connections.insert(peer_port.as_u64().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // 10 requests over 500 ms: kept alive, but not for ever.
+    assert!(
+        (2..10).contains(&connections.len()),
+        "{} connections",
+        connections.len()
+    );
+    upstream.stop().await;
 }

@@ -2,7 +2,7 @@
 //! the tokio runtime, with the billing queue declared on it.
 
 use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
 use lapin::{Channel, Connection, ConnectionProperties, Queue};
 
@@ -63,15 +63,34 @@ impl AmqpSettings {
         Connection::connect_uri(uri, properties).await
     }
 
+    /// The queue where billing-app puts the messages it cannot use.
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}.dead-letter", self.queue)
+    }
+
     /// Declares the queue durable, so it and its persistent messages survive
-    /// a broker restart. Both sides declare it: whichever starts first.
+    /// a broker restart, with its dead-letter queue: a message rejected
+    /// without requeue is kept there rather than dropped. Both sides declare
+    /// them, whichever starts first.
     pub async fn declare_queue(&self, channel: &Channel) -> lapin::Result<Queue> {
-        let options = QueueDeclareOptions {
+        let durable = QueueDeclareOptions {
             durable: true,
             ..Default::default()
         };
+        let dead_letters = self.dead_letter_queue();
         channel
-            .queue_declare(&self.queue, options, FieldTable::default())
-            .await
+            .queue_declare(&dead_letters, durable, FieldTable::default())
+            .await?;
+        let mut arguments = FieldTable::default();
+        // The default exchange routes by queue name.
+        arguments.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString("".into()),
+        );
+        arguments.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(dead_letters.into()),
+        );
+        channel.queue_declare(&self.queue, durable, arguments).await
     }
 }

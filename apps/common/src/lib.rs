@@ -12,6 +12,8 @@ pub mod http;
 
 #[cfg(feature = "amqp")]
 pub mod amqp;
+#[cfg(feature = "order")]
+pub mod order;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 

@@ -1,11 +1,12 @@
 //! PostgreSQL settings from `<PREFIX>_DB_*` variables, the pool built from
 //! them, and how database errors become HTTP answers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use tokio::sync::watch;
 
 use crate::ApiError;
 use crate::backoff::Backoff;
@@ -52,26 +53,59 @@ impl DbSettings {
     }
 }
 
-/// Applies the migrations, waiting for the database while it is unreachable
-/// (it may start after the service); any other failure stops the start-up.
-pub async fn migrate_when_reachable(pool: &PgPool, migrator: &Migrator) -> anyhow::Result<()> {
-    let mut backoff = Backoff::default();
-    loop {
-        match migrator.run(pool).await {
-            Ok(()) => return Ok(()),
-            Err(MigrateError::Execute(error)) if is_unreachable(&error) => {
-                tracing::warn!(%error, "database unreachable, migrations wait");
-                backoff.wait().await;
-            }
-            Err(error) => return Err(error).context("migrations failed"),
-        }
-    }
+/// A service's database: the pool, and whether its schema is migrated yet.
+/// The service serves from the start; it is ready once the database answers
+/// and the migrations ran, which [`Database::migrate`] retries until they do.
+#[derive(Clone)]
+pub struct Database {
+    pub pool: PgPool,
+    migrated: Arc<watch::Sender<bool>>,
 }
 
-/// Readiness: the database answers a trivial query.
-pub async fn ping(pool: &PgPool) -> Result<(), ApiError> {
-    sqlx::query("SELECT 1").execute(pool).await?;
-    Ok(())
+impl Database {
+    pub fn new(pool: PgPool) -> Self {
+        Database {
+            pool,
+            migrated: Arc::new(watch::channel(false).0),
+        }
+    }
+
+    /// Applies the migrations, retrying with backoff until they succeed: the
+    /// database may start after the service, or refuse for a while (a role
+    /// or database being created), and a restart would not help either.
+    pub async fn migrate(&self, migrator: &Migrator) {
+        let mut backoff = Backoff::default();
+        loop {
+            match migrator.run(&self.pool).await {
+                Ok(()) => break,
+                Err(MigrateError::Execute(error)) if is_unreachable(&error) => {
+                    tracing::warn!(%error, "database unreachable, migrations wait");
+                }
+                Err(error) => tracing::error!(%error, "migrations failed, retrying"),
+            }
+            backoff.wait().await;
+        }
+        tracing::info!("database schema up to date");
+        self.migrated.send_replace(true);
+    }
+
+    /// Completes once the migrations have run.
+    pub async fn migrated(&self) {
+        let mut migrated = self.migrated.subscribe();
+        // The sender lives as long as `self`: the wait cannot fail.
+        let _ = migrated.wait_for(|migrated| *migrated).await;
+    }
+
+    /// Readiness: the schema is migrated and the database answers.
+    pub async fn ready(&self) -> Result<(), ApiError> {
+        if !*self.migrated.borrow() {
+            return Err(ApiError::Unavailable(
+                "database schema not migrated yet".into(),
+            ));
+        }
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
 }
 
 /// Whether the error means the database could not be reached, as opposed to

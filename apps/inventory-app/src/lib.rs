@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use service_common::ApiError;
 use service_common::config::Env;
 use service_common::extract::{JsonBody, PathParam, QueryParams};
-use service_common::postgres::{self, DbSettings};
+use service_common::postgres::{Database, DbSettings};
+use sqlx::migrate::Migrator;
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
@@ -29,25 +30,28 @@ const POOL_SIZE: u32 = 8;
 
 pub async fn run(env: Env) -> anyhow::Result<()> {
     let config = Config::from_env(&env)?;
-    let pool = config.db.lazy_pool(POOL_SIZE);
-    migrate_when_reachable(&pool).await?;
-    service_common::http::serve(app(pool), config.port).await
+    let db = Database::new(config.db.lazy_pool(POOL_SIZE));
+    // Served at once: /healthz answers while the database is still away,
+    // /readyz once the migrations ran.
+    tokio::spawn(migrate(db.clone()));
+    service_common::http::serve(app(db), config.port).await
 }
 
-/// Applies the migrations, waiting for the database while it is unreachable
-/// (it may start after us); any other failure stops the start-up.
-pub async fn migrate_when_reachable(pool: &PgPool) -> anyhow::Result<()> {
-    postgres::migrate_when_reachable(pool, &sqlx::migrate!()).await
+static MIGRATOR: Migrator = sqlx::migrate!();
+
+/// Applies the migrations, retrying until the database takes them.
+pub async fn migrate(db: Database) {
+    db.migrate(&MIGRATOR).await
 }
 
-pub fn app(pool: PgPool) -> Router {
+pub fn app(db: Database) -> Router {
     let api = Router::new()
         .route("/api/movies", get(list).post(create).delete(delete_all))
         .route("/api/movies/{id}", get(show).put(update).delete(remove))
-        .with_state(pool.clone());
+        .with_state(db.pool.clone());
     service_common::http::envelope(api, move || {
-        let pool = pool.clone();
-        async move { postgres::ping(&pool).await }
+        let db = db.clone();
+        async move { db.ready().await }
     })
 }
 

@@ -6,12 +6,15 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use testkit::{ErrorCase, PrivatePostgres, TestDb, assert_errors, call, eventually};
+use service_common::postgres::Database;
+use testkit::{
+    ErrorCase, PrivatePostgres, ServiceProcess, TestDb, assert_errors, call, db_env, eventually,
+};
 
 async fn inventory(db: &TestDb) -> Router {
-    let pool = db.settings.lazy_pool(4);
-    inventory_app::migrate_when_reachable(&pool).await.unwrap();
-    inventory_app::app(pool)
+    let db = Database::new(db.settings.lazy_pool(4));
+    inventory_app::migrate(db.clone()).await;
+    inventory_app::app(db)
 }
 
 async fn add(app: &Router, title: &str) -> Value {
@@ -251,4 +254,35 @@ async fn answers_503_while_postgres_is_down_and_recovers_without_restart() {
     .await;
     let (_, movies) = call(&app, "GET", "/api/movies", None).await;
     assert_eq!(titles(&movies), ["Alien"]);
+}
+
+#[tokio::test]
+#[ignore = "starts a private PostgreSQL (needs root, PostgreSQL 15 binaries)"]
+async fn starts_before_its_database_and_becomes_ready_once_it_is_up() {
+    let server = PrivatePostgres::start();
+    let db = TestDb::create_on(server.port);
+    server.stop();
+
+    let mut inventory = ServiceProcess::spawn(
+        env!("CARGO_BIN_EXE_inventory-app"),
+        "INVENTORY_APP_PORT",
+        db_env("INVENTORY", &db.settings),
+    );
+    // Alive at once, so liveness never restarts it; not ready without its database.
+    eventually("/healthz to answer", Duration::from_secs(5), || async {
+        inventory.status("/healthz") == Some(200)
+    })
+    .await;
+    assert_eq!(inventory.status("/readyz"), Some(503));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    inventory.assert_running();
+    assert_eq!(inventory.status("/readyz"), Some(503));
+
+    server.start_again();
+    eventually("/readyz to answer 200", Duration::from_secs(20), || async {
+        inventory.status("/readyz") == Some(200)
+    })
+    .await;
+    inventory.assert_running();
+    assert_eq!(inventory.status("/api/movies"), Some(200));
 }

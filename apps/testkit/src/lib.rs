@@ -12,7 +12,11 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use lapin::options::{BasicPublishOptions, QueueDeleteOptions};
+use lapin::BasicProperties;
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
 use service_common::amqp::AmqpSettings;
 use service_common::postgres::DbSettings;
 use tower::ServiceExt;
@@ -143,33 +147,84 @@ impl TestQueue {
 
     /// Publishes raw bodies straight to the queue, bypassing the gateway.
     pub async fn publish(&self, bodies: &[&str]) {
+        let messages: Vec<_> = bodies.iter().map(|body| (*body, None)).collect();
+        self.publish_with_ids(&messages).await;
+    }
+
+    /// Publishes each body with its `message_id` property, if any.
+    pub async fn publish_with_ids(&self, messages: &[(&str, Option<&str>)]) {
         let connection = self.settings.connect("test").await.unwrap();
         let channel = connection.create_channel().await.unwrap();
         self.settings.declare_queue(&channel).await.unwrap();
-        for body in bodies {
+        for (body, message_id) in messages {
+            let mut properties = BasicProperties::default();
+            if let Some(id) = message_id {
+                properties = properties.with_message_id((*id).into());
+            }
             channel
                 .basic_publish(
                     "",
                     &self.settings.queue,
                     BasicPublishOptions::default(),
                     body.as_bytes(),
-                    Default::default(),
+                    properties,
                 )
                 .await
                 .unwrap();
         }
         connection.close(200, "done").await.unwrap();
     }
-}
 
-impl TestQueue {
     /// Messages ready in the queue (neither delivered nor unacknowledged).
     pub async fn message_count(&self) -> u32 {
+        self.counts(&self.settings.queue).await.0
+    }
+
+    /// Messages in the dead-letter queue.
+    pub async fn dead_letter_count(&self) -> u32 {
+        self.counts(&self.settings.dead_letter_queue()).await.0
+    }
+
+    /// Takes the next ready message off the queue: its body and properties.
+    pub async fn take_one(&self) -> Option<(Vec<u8>, BasicProperties)> {
         let connection = self.settings.connect("test").await.unwrap();
         let channel = connection.create_channel().await.unwrap();
-        let queue = self.settings.declare_queue(&channel).await.unwrap();
+        let options = BasicGetOptions { no_ack: true };
+        let message = channel
+            .basic_get(&self.settings.queue, options)
+            .await
+            .unwrap()
+            .map(|message| (message.delivery.data, message.delivery.properties));
         connection.close(200, "done").await.unwrap();
-        queue.message_count()
+        message
+    }
+
+    /// Deletes the queue, as an operator's mistake would.
+    pub async fn delete(&self) {
+        let connection = self.settings.connect("test").await.unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        channel
+            .queue_delete(&self.settings.queue, QueueDeleteOptions::default())
+            .await
+            .unwrap();
+        connection.close(200, "done").await.unwrap();
+    }
+
+    /// The ready messages and the consumers of queue `name`.
+    pub async fn counts(&self, name: &str) -> (u32, u32) {
+        let connection = self.settings.connect("test").await.unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        self.settings.declare_queue(&channel).await.unwrap();
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let queue = channel
+            .queue_declare(name, passive, FieldTable::default())
+            .await
+            .unwrap();
+        connection.close(200, "done").await.unwrap();
+        (queue.message_count(), queue.consumer_count())
     }
 }
 
@@ -192,8 +247,10 @@ impl Drop for TestQueue {
             runtime.block_on(async {
                 if let Ok(connection) = settings.connect("test cleanup").await {
                     if let Ok(channel) = connection.create_channel().await {
-                        let options = QueueDeleteOptions::default();
-                        let _ = channel.queue_delete(&settings.queue, options).await;
+                        for queue in [settings.queue.clone(), settings.dead_letter_queue()] {
+                            let options = QueueDeleteOptions::default();
+                            let _ = channel.queue_delete(&queue, options).await;
+                        }
                     }
                     let _ = connection.close(200, "done").await;
                 }
@@ -323,4 +380,84 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The status of `GET path` on a local port, or `None` while nothing answers
+/// there: for the services run as processes, as in a pod.
+pub fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    // "HTTP/1.1 200 OK"
+    answer.split(' ').nth(1)?.parse().ok()
+}
+
+/// A service's binary run with `env` only, as in a pod, killed when dropped.
+pub struct ServiceProcess {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl ServiceProcess {
+    /// Runs `binary` with only `env`, listening on a free port that
+    /// `port_variable` names.
+    pub fn spawn(binary: &str, port_variable: &str, env: Vec<(String, String)>) -> Self {
+        let port = free_port();
+        let child = Command::new(binary)
+            .env_clear()
+            .envs(env)
+            .env(port_variable, port.to_string())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {binary}: {error}"));
+        ServiceProcess { child, port }
+    }
+
+    /// Panics when the process has exited.
+    pub fn assert_running(&mut self) {
+        let exited = self.child.try_wait().unwrap();
+        assert!(exited.is_none(), "the service exited: {exited:?}");
+    }
+
+    pub fn status(&self, path: &str) -> Option<u16> {
+        http_status(self.port, path)
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `RABBITMQ_*` variables that point a service at `queue`.
+pub fn amqp_env(queue: &AmqpSettings) -> Vec<(String, String)> {
+    [
+        ("HOST", queue.host.clone()),
+        ("PORT", queue.port.to_string()),
+        ("USER", queue.user.clone()),
+        ("PASSWORD", queue.password.expose().to_owned()),
+        ("QUEUE", queue.queue.clone()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (format!("RABBITMQ_{name}"), value))
+    .collect()
+}
+
+/// The `<PREFIX>_DB_*` variables that point a service at `db`.
+pub fn db_env(prefix: &str, db: &DbSettings) -> Vec<(String, String)> {
+    [
+        ("HOST", db.host.clone()),
+        ("PORT", db.port.to_string()),
+        ("USER", db.user.clone()),
+        ("PASSWORD", db.password.expose().to_owned()),
+        ("NAME", db.database.clone()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (format!("{prefix}_DB_{name}"), value))
+    .collect()
 }

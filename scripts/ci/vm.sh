@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# The `vm` tier: the cluster commands on real Vagrant VMs (../shared/vm-sim:
+# vagrant-libvirt with QEMU emulation, a Debian 12 box, a stand-in K3s and a
+# stand-in get.k3s.io), on a scratch copy of this checkout. Each step is timed
+# and checked (exit code, output, vagrant state, kubeconfig context, nodes):
+#
+#   create -> nodes Ready with fresh heartbeats -> create again changes nothing
+#   -> an agent with a wrong token (fails fast with its journal, then repaired)
+#   -> stop -> start -> Ready again -> start with an agent that does not come
+#   back (times out naming it, then repaired) -> destroy --yes -> a create
+#   interrupted during the boot (Ctrl-C) -> create resumes, downloading nothing
+#   -> destroy --yes
+#
+# It sets the harness up and tears it down itself (setup-host.sh, kube-sim's
+# build.sh, build-box.sh, teardown.sh) and leaves nothing running, also when a
+# step fails or it is interrupted. Run as root from anywhere:
+#   scripts/ci/vm.sh            (VM_SIM_DIR: the harness, default ../shared/vm-sim)
+# Exit 0 when every step passed; logs stay in $VM_LOGS (default /tmp/orchestrator-vm-logs).
+# Functions called through traps or as a step's command look unreachable to shellcheck.
+# shellcheck disable=SC2317
+set -uo pipefail
+{ # bash reads a script as it runs: the braces make it read all of it first (edits cannot hit a run)
+cd "$(dirname "$0")/../.." || exit 1
+ROOT=$PWD
+SIM=$(cd "${VM_SIM_DIR:-$ROOT/../shared/vm-sim}" && pwd) || exit 1
+LOGS=${VM_LOGS:-/tmp/orchestrator-vm-logs}
+CACHE=${VM_SIM_CACHE:-$HOME/.cache/vm-sim}
+BOX=orchestrator/debian12-sim
+T0=$SECONDS
+failed=0
+
+say() { printf 'vm: %s\n' "$*"; }
+die() {
+  printf 'vm: error: %s\n' "$*" >&2
+  exit 1
+}
+[ "$(id -u)" = 0 ] || die "run as root (the harness needs a network namespace and libvirtd)"
+
+COPY=
+cleanup() {
+  trap - EXIT INT TERM
+  if [ -n "$COPY" ] && [ -d "$COPY" ]; then
+    say "cleanup: destroying the VMs of $COPY"
+    (cd "$COPY" && vagrant_ destroy -f >"$LOGS/cleanup-destroy.log" 2>&1)
+    rm -rf "$COPY"
+  fi
+  say "cleanup: tearing the harness down"
+  "$SIM/teardown.sh" >"$LOGS/teardown.log" 2>&1 || say "teardown.sh failed; see $LOGS/teardown.log"
+}
+trap cleanup EXIT
+trap 'say interrupted; exit 130' INT TERM
+
+rm -rf "$LOGS" && mkdir -p "$LOGS"
+
+# --- the harness and the binary ------------------------------------------------------------
+timed() { # NAME CMD...: a setup step; its output goes to a log, a failure stops the tier
+  local name=$1 t=$SECONDS
+  shift
+  if "$@" >"$LOGS/$name.log" 2>&1; then
+    printf 'PASS %-22s %4ss\n' "$name" $((SECONDS - t))
+  else
+    printf 'FAIL %-22s %4ss  see %s\n' "$name" $((SECONDS - t)) "$LOGS/$name.log"
+    tail -n 15 "$LOGS/$name.log" | sed 's/^/     | /'
+    exit 1
+  fi
+}
+timed build cargo build --locked --bin orchestrator
+BIN=$ROOT/target/debug/orchestrator
+timed setup-host "$SIM/setup-host.sh"
+timed kube-sim-build "$SIM/../kube-sim/build.sh"
+# build-box.sh's debootstrap needs its package cache dir (vm-sim does not create it).
+mkdir -p "$CACHE/debs"
+timed build-box "$SIM/build-box.sh"
+
+# The project copy: vagrant writes .vagrant/ there, the CLI .orchestrator/.
+COPY=$(mktemp -d /tmp/orchestrator-vm.XXXXXX)
+git ls-files -z --cached --others --exclude-standard |
+  tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -xf - -C "$COPY"
+KCFG=$COPY/.kubeconfig # the user kubeconfig the CLI merges into (never ~/.kube/config)
+set_key() { # KEY VALUE: a [cluster] key of the copy's orchestrator.toml (the shipped file lists them all)
+  sed -i "s|^$1 = .*|$1 = $2|" "$COPY/orchestrator.toml"
+  grep -qxF "$1 = $2" "$COPY/orchestrator.toml" || die "cannot set $1 in $COPY/orchestrator.toml"
+}
+set_key provider '"libvirt"'
+set_key box "\"$BOX\""
+set_key cpus 2
+set_key memory_mb 2048
+set_key ready_timeout_secs 300
+# Inside the namespace the stand-in get.k3s.io answers on the loopback too (plain HTTP).
+set_key k3s_release_url '"http://127.0.0.1/releases"'
+set_key k3s_installer_url '"http://127.0.0.1/"'
+VERSION=$(sed -n 's/^k3s_version = "\(.*\)"$/\1/p' "$COPY/orchestrator.toml")
+say "project copy $COPY, K3s $VERSION, logs in $LOGS"
+
+# --- helpers -------------------------------------------------------------------------------
+in_ns() { "$SIM/run.sh" "$@"; }
+orch() { (cd "$COPY" && in_ns env KUBECONFIG="$KCFG" "$BIN" "$@"); }
+# vagrant as the CLI runs it (the settings it passes that matter after the boot).
+vagrant_() { (cd "$COPY" && in_ns env VAGRANT_DEFAULT_PROVIDER=libvirt ORCH_BOX="$BOX" vagrant "$@"); }
+
+pass() { printf 'PASS %-22s %4ss  %s\n' "$1" "$2" "$3"; }
+fail() {
+  printf 'FAIL %-22s %4ss  %s\n' "$1" "$2" "$3"
+  failed=1
+}
+
+# step NAME WANT TEXT CMD...: runs CMD, times it; passes when its exit code is WANT
+# (0, or `fail` for any other) and its output has every |-separated part of TEXT.
+step() {
+  local name=$1 want=$2 text=$3 t=$SECONDS rc=0 out part missing='' parts
+  shift 3
+  out=$("$@" 2>&1) || rc=$?
+  printf '%s\n' "$out" >"$LOGS/$name.log"
+  IFS='|' read -ra parts <<<"$text"
+  for part in "${parts[@]}"; do grep -qF -- "$part" <<<"$out" || missing+="'$part' "; done
+  if { [ "$want" = 0 ] && [ $rc -eq 0 ]; } || { [ "$want" = fail ] && [ $rc -ne 0 ]; }; then
+    if [ -z "$missing" ]; then
+      pass "$name" $((SECONDS - t)) "exit $rc${text:+, says: $text}"
+      return 0
+    fi
+  fi
+  fail "$name" $((SECONDS - t)) "exit $rc (wanted $want), missing: ${missing:-nothing}; log $LOGS/$name.log"
+  tail -n 12 <<<"$out" | sed 's/^/     | /'
+  return 1
+}
+
+states() { # the machines' vagrant states, "master=STATE agent=STATE"
+  vagrant_ status --machine-readable 2>/dev/null |
+    awk -F, '$3 == "state" { printf "%s%s=%s", sep, $2, $4; sep = " " }'
+}
+expect_states() { # NAME "master=running agent=running"
+  local got
+  got=$(states)
+  if [ "$got" = "$2" ]; then pass "$1" 0 "vagrant: $got"; else fail "$1" 0 "vagrant: '$got', wanted '$2'"; fi
+}
+expect_context() { # NAME present|absent: the orchestrator context in the user kubeconfig
+  local got=absent
+  in_ns kubectl --kubeconfig "$KCFG" config get-contexts orchestrator >/dev/null 2>&1 && got=present
+  if [ "$got" = "$2" ]; then pass "$1" 0 "context orchestrator $got in $KCFG"; else fail "$1" 0 "context orchestrator $got, wanted $2"; fi
+}
+# nodes_fresh NAME SINCE [SECONDS]: master and agent Ready, each with a heartbeat newer
+# than SINCE (epoch seconds): a Ready stored before a halt does not count.
+nodes_fresh() {
+  local name=$1 since=$2 limit=${3:-180} t=$SECONDS out fresh s hb
+  while :; do
+    out=$(in_ns kubectl --kubeconfig "$KCFG" --context orchestrator get nodes -o \
+      jsonpath='{range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}{"\n"}{end}' 2>&1)
+    fresh=0
+    while read -r _ s hb; do
+      [ "$s" = True ] && [ "$(date -d "$hb" +%s 2>/dev/null || echo 0)" -ge "$since" ] && fresh=$((fresh + 1))
+    done <<<"$out"
+    if [ $fresh -ge 2 ]; then
+      pass "$name" $((SECONDS - t)) "master and agent Ready, heartbeats after $(date -d "@$since" +%T)"
+      return 0
+    fi
+    if [ $((SECONDS - t)) -ge "$limit" ]; then
+      fail "$name" $((SECONDS - t)) "no fresh Ready heartbeats since $(date -d "@$since" +%T): $(tr '\n' ';' <<<"$out")"
+      return 1
+    fi
+    sleep 3
+  done
+}
+# What the stand-in get.k3s.io served: release files (the host's downloads) and anything the VMs asked.
+releases_served() { grep -c '"GET /releases/' /run/vm-sim/fakenet.log; }
+vm_requests() { grep -vc '^127\.0\.0\.1 ' /run/vm-sim/fakenet.log; }
+expect_equal() { # NAME GOT WANT WHAT
+  if [ "$2" = "$3" ]; then pass "$1" 0 "$4: $2"; else fail "$1" 0 "$4: $2, wanted $3"; fi
+}
+
+# --- the life cycle ------------------------------------------------------------------------
+served0=$(releases_served) vm0=$(vm_requests)
+since=$(date +%s)
+step create 0 "cluster created" orch create
+expect_states create-vagrant "master=running agent=running"
+expect_context create-context present
+nodes_fresh create-ready "$since"
+expect_equal create-download "$(($(releases_served) - served0))" 2 "release files the host downloaded (sums, k3s)"
+expect_equal create-vm-offline "$(($(vm_requests) - vm0))" 0 "requests from the VMs to get.k3s.io"
+
+step create-again 0 "nothing changed" orch create
+expect_states create-again-vagrant "master=running agent=running"
+
+# An agent whose join fails: a token the server does not know. Its provisioning
+# must fail within the start deadline, showing the service's journal; a
+# provisioning with the right token repairs it.
+token=$COPY/.orchestrator/token
+cp -p "$token" "$token.good"
+printf 'not-the-cluster-token\n' >"$token"
+step join-wrong-token fail "token is not valid|k3s-agent service did not start" vagrant_ provision agent
+mv "$token.good" "$token"
+since=$(date +%s)
+step join-repaired 0 "is joining" vagrant_ provision agent
+nodes_fresh join-repaired-ready "$since"
+
+step stop 0 "cluster stopped" orch stop
+expect_states stop-vagrant "master=shutoff agent=shutoff"
+
+since=$(date +%s)
+step start 0 "cluster started" orch start
+expect_states start-vagrant "master=running agent=running"
+# `start` must not return before the nodes really post again (a short wait at most).
+nodes_fresh start-ready "$since" 10
+
+# A node that does not come back: the agent's K3s disabled before a stop/start.
+step agent-disable 0 "" vagrant_ ssh agent -c "sudo systemctl disable k3s-agent"
+step stop-2 0 "cluster stopped" orch stop
+set_key ready_timeout_secs 90
+step start-node-missing fail "agent" orch start
+set_key ready_timeout_secs 300
+since=$(date +%s)
+step agent-enable 0 "" vagrant_ ssh agent -c "sudo systemctl enable --now k3s-agent"
+nodes_fresh agent-back "$since"
+
+step destroy 0 "cluster destroyed" orch destroy --yes
+expect_states destroy-vagrant "master=not_created agent=not_created"
+expect_context destroy-context absent
+
+# A create interrupted during the boot (Ctrl-C reaches the whole process group),
+# then resumed; the cache that destroy keeps means nothing is downloaded again.
+served0=$(releases_served) vm0=$(vm_requests)
+rm -f "$COPY"/.orchestrator/logs/boot-master*.log* # the first create's has the line waited for
+t=$SECONDS
+# shellcheck disable=SC2016 # $$ and "$@" are the inner shell's
+(cd "$COPY" && exec setsid bash -c 'echo $$ >"$0"; exec "$@"' "$LOGS/interrupted.pgid" \
+  "$SIM/run.sh" env KUBECONFIG="$KCFG" "$BIN" create) >"$LOGS/create-interrupted.log" 2>&1 &
+waiter=$!
+for _ in $(seq 300); do
+  grep -qs "Waiting for domain to get an IP address" "$COPY"/.orchestrator/logs/boot-master*.log && break
+  sleep 1
+done
+pgid=$(cat "$LOGS/interrupted.pgid")
+kill -INT -- "-$pgid" 2>/dev/null
+rc=0
+wait "$waiter" || rc=$?
+# Its vagrant children must be gone when it returns (they hold the machines' locks,
+# so "run it again" would fail); wait for stragglers, up to a minute, before resuming.
+sleep 2
+left=$(pgrep -g "$pgid" | wc -l) t_left=$SECONDS
+while pgrep -g "$pgid" >/dev/null && [ $((SECONDS - t_left)) -lt 60 ]; do sleep 1; done
+if [ $rc -ne 0 ] && [ "$left" = 0 ]; then
+  pass create-interrupted $((SECONDS - t)) "exit $rc after Ctrl-C during the boot; no process left"
+else
+  fail create-interrupted $((SECONDS - t)) "exit $rc; $left process(es) of its group still ran 2 s after it returned (gone after $((SECONDS - t_left)) s more); log $LOGS/create-interrupted.log"
+  pkill -KILL -g "$pgid"
+fi
+since=$(date +%s)
+step create-resumed 0 "cluster created" orch create
+expect_states resumed-vagrant "master=running agent=running"
+nodes_fresh resumed-ready "$since"
+expect_equal recreate-offline "$(($(releases_served) - served0)) $(($(vm_requests) - vm0))" "0 0" \
+  "release downloads by the host, requests from the VMs"
+
+step destroy-final 0 "cluster destroyed" orch destroy --yes
+expect_states destroy-final-vagrant "master=not_created agent=not_created"
+
+printf 'vm tier: %s in %s s\n' "$([ $failed = 0 ] && echo passed || echo FAILED)" $((SECONDS - T0))
+exit $failed
+}

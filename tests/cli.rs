@@ -1,0 +1,168 @@
+//! The command line's conventions through the built binary: where the project
+//! is found, which stream gets what, colour, and the exit codes.
+
+mod support;
+
+use support::vagrant::{Run, Sandbox};
+
+const CONFIG: &str = "[cluster]\nmaster_ip = \"127.0.0.2\"\nready_timeout_secs = 1\n";
+
+#[test]
+fn a_subdirectory_uses_the_project_above_it() {
+    let mut sandbox = Sandbox::new(CONFIG);
+    // The master's boot fails: nothing after it runs, whichever settings apply.
+    sandbox.env("FAKE_VAGRANT_FAIL", "up:master");
+    let manifests = sandbox.project.join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+
+    let run = Run(sandbox
+        .command(&["create"])
+        .current_dir(&manifests)
+        .output()
+        .unwrap());
+    run.expect_code(1);
+    assert!(sandbox.state_file("token").is_file(), "the project's token");
+    assert!(
+        !manifests.join(".orchestrator").exists(),
+        "no second state directory in the subdirectory"
+    );
+    let vagrant_cwd = sandbox.read(&sandbox.vagrant_state.join("cwd"));
+    assert_eq!(vagrant_cwd.trim(), sandbox.project.display().to_string());
+    let env = sandbox.read(&sandbox.vagrant_state.join("env"));
+    assert!(env.contains("127.0.0.2"), "the project's settings: {env}");
+}
+
+#[test]
+fn a_bad_configuration_above_is_reported_from_a_subdirectory() {
+    let sandbox = Sandbox::new("[cluster]\nagents = 0\n");
+    let manifests = sandbox.project.join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    let run = Run(sandbox
+        .command(&["logs", "api-gateway", "--kubeconfig", "/nonexistent"])
+        .current_dir(&manifests)
+        .output()
+        .unwrap());
+    run.expect_code(2);
+    run.stderr_has(&format!(
+        "{}: cluster.agents must be 1 to 9",
+        sandbox.project.join("orchestrator.toml").display()
+    ));
+}
+
+/// Whether `text` holds an ANSI colour or style sequence (`ESC [ ... m`);
+/// indicatif's cursor movements do not count.
+fn has_style(text: &str) -> bool {
+    text.split('\x1b').skip(1).any(|rest| {
+        rest.strip_prefix('[').is_some_and(|params| {
+            let end = params
+                .find(|c: char| !(c.is_ascii_digit() || c == ';'))
+                .unwrap_or(params.len());
+            params[end..].starts_with('m')
+        })
+    })
+}
+
+/// A sandbox whose two VMs are running, for `stop`.
+fn running_cluster() -> Sandbox {
+    let sandbox = Sandbox::new(CONFIG);
+    sandbox.set_machine("master", "running");
+    sandbox.set_machine("agent", "running");
+    sandbox
+}
+
+#[test]
+fn progress_goes_to_stderr_and_only_the_result_to_stdout() {
+    let sandbox = running_cluster();
+    let run = sandbox.run(&["stop", "-v"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout(), "cluster stopped\n");
+    run.stderr_has("stop agent: ok");
+}
+
+#[test]
+fn on_a_terminal_stdout_redirected_to_a_file_gets_only_the_result() {
+    let sandbox = running_cluster();
+    let out = sandbox.root.join("stdout");
+    let err = sandbox.root.join("terminal");
+    // `script` gives the command a terminal; its stdout goes to a file.
+    let command = sandbox.command(&["stop"]);
+    let line = format!(
+        "'{}' stop > '{}'",
+        command.get_program().to_string_lossy(),
+        out.display()
+    );
+    let status = std::process::Command::new("/usr/bin/script")
+        .args(["-q", "-e", "-c", &line])
+        .arg(&err)
+        .current_dir(&sandbox.project)
+        .env_clear()
+        .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env("TERM", "xterm-256color")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(sandbox.read(&out), "cluster stopped\n");
+    let terminal = sandbox.read(&err);
+    assert!(terminal.contains("stop agent"), "{terminal}");
+    assert!(has_style(&terminal), "colour on the terminal: {terminal:?}");
+}
+
+#[test]
+fn no_color_on_a_terminal_and_clicolor_force_off_it() {
+    let sandbox = Sandbox::new(CONFIG);
+    let args = ["logs", "api-gateway", "--since", "soon"];
+    let plain = sandbox.run(&args);
+    plain.expect_code(2).stderr_has("error: --since soon");
+    assert!(!has_style(&plain.stderr()), "{:?}", plain.stderr());
+
+    let forced = Run(sandbox
+        .command(&args)
+        .env("CLICOLOR_FORCE", "1")
+        .output()
+        .unwrap());
+    forced.expect_code(2);
+    assert!(has_style(&forced.stderr()), "{:?}", forced.stderr());
+
+    let err = sandbox.root.join("terminal");
+    let command = sandbox.command(&args);
+    let line = format!(
+        "'{}' {}",
+        command.get_program().to_string_lossy(),
+        args.join(" ")
+    );
+    let status = std::process::Command::new("/usr/bin/script")
+        .args(["-q", "-e", "-c", &line])
+        .arg(&err)
+        .current_dir(&sandbox.project)
+        .env_clear()
+        .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env("TERM", "xterm-256color")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+    let terminal = sandbox.read(&err);
+    assert!(terminal.contains("error: --since soon"), "{terminal}");
+    assert!(!has_style(&terminal), "NO_COLOR: {terminal:?}");
+}
+
+#[test]
+fn help_lists_every_exit_code() {
+    let sandbox = Sandbox::new(CONFIG);
+    let run = sandbox.run(&["--help"]);
+    run.expect_code(0);
+    for (code, meaning) in orchestrator::error::exit::TABLE {
+        run.stdout_has(&format!("{code:>3}  {}\n", meaning.replace('`', "")));
+    }
+}
+
+#[test]
+fn completions_offer_the_stack_components_and_print_nothing_else() {
+    let sandbox = Sandbox::new(CONFIG);
+    let run = sandbox.run(&["completions", "bash"]);
+    run.expect_code(0);
+    run.stdout_has("inventory-db billing-db rabbitmq inventory-app billing-app api-gateway");
+    assert_eq!(run.stderr(), "");
+}

@@ -1,0 +1,619 @@
+//! The images `deploy` builds: for the nodes' platforms (`docker buildx`),
+//! refused when they lack a node's platform, sideloaded into the nodes without
+//! a registry, and a failed build cancelling its siblings. The built binary runs
+//! with fake `docker` and `vagrant` that record their calls, against kube-sim
+//! (`#[ignore]`d; run with `KUBE_SIM_KUBECONFIG` set and `--ignored`).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Container;
+use kube::api::{Api, ListParams};
+use support::FakeBin;
+use support::kube_sim::{TestNamespace, client, kubeconfig as kube_sim};
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+const IMAGES: [&str; 5] = [
+    "api-gateway",
+    "billing-app",
+    "inventory-app",
+    "postgres",
+    "rabbitmq",
+];
+
+/// A fake `docker` that appends each call to `CALLS`. `buildx build` writes the
+/// metadata buildx writes (a digest) and fails for an image whose name is in
+/// `$FAIL_BUILD`; `save -o FILE REF` writes a stand-in archive naming REF.
+const FAKE_DOCKER: &str = r#"#!/bin/sh
+echo "$*" >> "$CALLS"
+case "$1 $2" in
+"buildx build")
+  prev=""; meta=""; ref=""
+  for arg in "$@"; do
+    case "$prev" in
+      --metadata-file) meta=$arg ;;
+      -t) ref=$arg ;;
+    esac
+    prev=$arg
+  done
+  name=${ref##*/}; name=${name%%:*}
+  if [ -n "$FAIL_BUILD" ] && [ "$name" = "$FAIL_BUILD" ]; then
+    sleep 1; echo "error: failed to solve: $name" >&2; exit 1
+  fi
+  if [ -n "$PIDS" ]; then
+    echo $$ >> "$PIDS"; exec sleep 8
+  fi
+  if [ -n "$meta" ]; then
+    echo "{\"containerimage.digest\": \"sha256:0123456789abcdef\", \"image.name\": \"$ref\"}" > "$meta"
+  fi
+  ;;
+"save -o") echo "archive of $4" > "$3" ;;
+esac
+"#;
+
+/// A fake `vagrant` whose `ssh NODE -c SCRIPT` appends its standard input
+/// to `$RECEIVED/NODE`.
+const FAKE_VAGRANT: &str = r#"#!/bin/sh
+echo "$*" >> "$VAGRANT_CALLS"
+if [ "$1" = ssh ]; then
+  cat >> "$RECEIVED/$2"
+fi
+"#;
+
+/// A project deploying into a namespace of its own, with the repository's
+/// Dockerfiles and manifests (changed by `edit`: file name, text → text).
+struct Project {
+    dir: tempfile::TempDir,
+    namespace: TestNamespace,
+    bin: FakeBin,
+}
+
+impl Project {
+    fn new(registry: &str, edit: impl Fn(&str, String) -> String) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let namespace = TestNamespace::new(
+            "images",
+            &std::env::var("KUBE_SIM_KUBECONFIG").unwrap_or_default(),
+        );
+        let manifests = dir.path().join("manifests");
+        std::fs::create_dir(&manifests).unwrap();
+        for entry in std::fs::read_dir(Path::new(REPO).join("manifests")).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let text = edit(&name, std::fs::read_to_string(entry.path()).unwrap());
+            std::fs::write(manifests.join(&name), text).unwrap();
+        }
+        let config = format!(
+            "[registry]\n{registry}\n[deploy]\nnamespace = \"{}\"\ndockerfiles = \"{REPO}/dockerfiles\"\ntimeout_secs = 60\n",
+            namespace.name
+        );
+        std::fs::write(dir.path().join("orchestrator.toml"), config).unwrap();
+        // Logged in to Docker Hub, as far as the binary can tell.
+        std::fs::create_dir_all(dir.path().join(".docker")).unwrap();
+        std::fs::write(
+            dir.path().join(".docker/config.json"),
+            r#"{"auths": {"https://index.docker.io/v1/": {}}}"#,
+        )
+        .unwrap();
+        let bin = FakeBin::new(dir.path());
+        bin.write("docker", FAKE_DOCKER);
+        bin.write("vagrant", FAKE_VAGRANT);
+        std::fs::create_dir(dir.path().join("received")).unwrap();
+        Project {
+            dir,
+            namespace,
+            bin,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.path().join(name)
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.file(name)).unwrap_or_default()
+    }
+
+    /// Runs the binary in the project with the fakes first on PATH.
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let path = format!(
+            "{}:{}",
+            self.bin.path().display(),
+            std::env::var("PATH").unwrap()
+        );
+        std::process::Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+            .args(args)
+            .current_dir(self.path())
+            .env("PATH", path)
+            .env("HOME", self.path())
+            .env("CALLS", self.file("docker-calls"))
+            .env("VAGRANT_CALLS", self.file("vagrant-calls"))
+            .env("RECEIVED", self.file("received"))
+            .envs(env.iter().copied())
+            .env_remove("KUBECONFIG")
+            .env_remove("DOCKERHUB_USERNAME")
+            .env_remove("DOCKER_CONFIG")
+            .output()
+            .unwrap()
+    }
+}
+
+/// The platform of kube-sim's nodes, as kubectl shows it: `linux/amd64`, or
+/// `linux/arm64` for a kube-sim started with `KUBE_SIM_ARCH=arm64`.
+fn sim_platform(kubeconfig: &str) -> String {
+    let output = std::process::Command::new("kubectl")
+        .args(["--kubeconfig", kubeconfig, "get", "nodes", "-o"])
+        .arg("jsonpath={.items[*].metadata.labels.kubernetes\\.io/arch}")
+        .output()
+        .unwrap();
+    let arches = String::from_utf8(output.stdout).unwrap();
+    let arch = arches
+        .split_whitespace()
+        .next()
+        .expect("kube-sim has nodes");
+    assert!(arches.split_whitespace().all(|a| a == arch), "{arches}");
+    format!("linux/{arch}")
+}
+
+const STUDENT: &str = "namespace = \"student\"";
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+async fn container(kubeconfig: &str, namespace: &str, deployment: &str) -> Container {
+    let client = client(kubeconfig).await;
+    Api::<Deployment>::namespaced(client, namespace)
+        .get(deployment)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers
+        .remove(0)
+}
+
+#[test]
+fn a_malformed_platform_is_a_usage_error_before_anything_runs() {
+    let project = Project::new(STUDENT, |_, text| text);
+    let output = project.run(
+        &[
+            "deploy",
+            "--platform",
+            "arm64",
+            "--kubeconfig",
+            "/nonexistent",
+        ],
+        &[],
+    );
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("--platform \"arm64\" is not a platform such as linux/amd64"),
+        "{out}"
+    );
+    assert!(!project.file("docker-calls").exists(), "nothing may run");
+}
+
+#[tokio::test]
+#[ignore = "needs kube-sim: KUBE_SIM_KUBECONFIG"]
+async fn images_are_built_for_the_nodes_platform_and_pinned_by_digest() {
+    let kubeconfig = kube_sim();
+    let project = Project::new(STUDENT, |_, text| text);
+    let output = project.run(&["deploy", "--kubeconfig", &kubeconfig], &[]);
+    let out = text(&output);
+    assert!(output.status.success(), "{out}");
+
+    let platform = sim_platform(&kubeconfig);
+    let calls = project.read("docker-calls");
+    for image in IMAGES {
+        let build = format!(
+            "buildx build --platform {platform} -f {REPO}/dockerfiles/{image}.Dockerfile -t docker.io/student/{image}:"
+        );
+        let line = calls.lines().find(|l| l.starts_with(&build));
+        assert!(
+            line.is_some_and(|l| l.contains(" --push --metadata-file ")),
+            "{calls}"
+        );
+    }
+    assert!(!calls.contains("\npush "), "buildx pushes: {calls}");
+    let record = project.read(".orchestrator/images.json");
+    assert!(
+        record.contains("sha256:0123456789abcdef") && record.contains(&platform),
+        "{record}"
+    );
+    let image = container(&kubeconfig, &project.namespace.name, "api-gateway")
+        .await
+        .image
+        .unwrap();
+    assert!(
+        image.starts_with("docker.io/student/api-gateway:")
+            && image.ends_with("@sha256:0123456789abcdef"),
+        "{image}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs kube-sim: KUBE_SIM_KUBECONFIG"]
+async fn an_image_lacking_the_nodes_platform_is_refused_before_anything_is_applied() {
+    let kubeconfig = kube_sim();
+    let platform = sim_platform(&kubeconfig);
+    let other = if platform == "linux/arm64" {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
+    let project = Project::new(STUDENT, |_, text| text);
+    let output = project.run(
+        &["deploy", "--platform", other, "--kubeconfig", &kubeconfig],
+        &[],
+    );
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("/api-gateway:")
+            && out.contains(&format!(
+                "is built for {other}, but node agent, master runs {platform}"
+            )),
+        "{out}"
+    );
+    assert!(out.contains(&format!("--platform {platform}")), "{out}");
+    // The preflight may ask docker about its daemon; nothing is built.
+    let calls = project.read("docker-calls");
+    assert!(!calls.contains("buildx build"), "nothing is built: {calls}");
+    let client = client(&kubeconfig).await;
+    let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(client)
+        .list(&ListParams::default().fields(&format!("metadata.name={}", project.namespace.name)))
+        .await
+        .unwrap();
+    assert!(namespaces.items.is_empty(), "nothing is applied");
+}
+
+#[tokio::test]
+#[ignore = "needs kube-sim: KUBE_SIM_KUBECONFIG"]
+async fn sideload_streams_every_image_into_every_node_and_never_pulls() {
+    let kubeconfig = kube_sim();
+    let platform = sim_platform(&kubeconfig);
+    // No Docker Hub account, no login: sideloading needs neither.
+    let project = Project::new("", |_, text| text);
+    std::fs::remove_dir_all(project.file(".docker")).unwrap();
+    let output = project.run(&["deploy", "--sideload", "--kubeconfig", &kubeconfig], &[]);
+    let out = text(&output);
+    assert!(output.status.success(), "{out}");
+
+    let calls = project.read("docker-calls");
+    assert!(
+        !calls.contains("--push") && !calls.contains("\npush"),
+        "{calls}"
+    );
+    let vagrant_calls = project.read("vagrant-calls");
+    for node in ["master", "agent"] {
+        assert!(
+            vagrant_calls.contains(&format!("ssh {node} -c sudo k3s ctr images import - -- -T")),
+            "{vagrant_calls}"
+        );
+        let received = project.read(&format!("received/{node}"));
+        for image in IMAGES {
+            assert!(
+                calls.contains(&format!(
+                    "buildx build --platform {platform} -f {REPO}/dockerfiles/{image}.Dockerfile -t orchestrator.local/{image}:"
+                )) && calls.contains(" --load ."),
+                "{calls}"
+            );
+            assert!(
+                received.contains(&format!("archive of orchestrator.local/{image}:")),
+                "{node} received: {received}"
+            );
+        }
+    }
+    assert!(
+        std::fs::read_dir(project.file(".orchestrator"))
+            .unwrap()
+            .all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tar")),
+        "the archives are removed"
+    );
+    for deployment in ["api-gateway", "inventory-app"] {
+        let container = container(&kubeconfig, &project.namespace.name, deployment).await;
+        let image = container.image.unwrap();
+        assert!(
+            image.starts_with(&format!("orchestrator.local/{deployment}:")) && !image.contains('@'),
+            "{image}"
+        );
+        assert_eq!(container.image_pull_policy.as_deref(), Some("Never"));
+    }
+}
+
+#[test]
+#[ignore = "needs kube-sim: KUBE_SIM_KUBECONFIG"]
+fn plan_shows_the_nodes_platform_and_the_sideloaded_names() {
+    let kubeconfig = kube_sim();
+    let project = Project::new("sideload = true", |_, text| text);
+    // `plan` into a namespace that does not exist yet is issue 9's item 3, not this test's.
+    let created = std::process::Command::new("kubectl")
+        .args(["--kubeconfig", &kubeconfig, "create", "namespace"])
+        .arg(&project.namespace.name)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let output = project.run(&["plan", "--kubeconfig", &kubeconfig], &[]);
+    let out = text(&output);
+    assert!(output.status.success(), "{out}");
+    let platform = sim_platform(&kubeconfig);
+    assert!(
+        out.contains(&format!("images (for the nodes' {platform}):")),
+        "{out}"
+    );
+    assert!(out.contains("  orchestrator.local/api-gateway:"), "{out}");
+    assert!(
+        !project.file("docker-calls").exists(),
+        "plan builds nothing"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs kube-sim: KUBE_SIM_KUBECONFIG"]
+async fn an_exec_format_error_is_explained_as_an_image_for_another_cpu() {
+    let kubeconfig = kube_sim();
+    let project = Project::new(STUDENT, |name, text| {
+        if name == "api-gateway.yaml" {
+            text.replace("image: api-gateway", "image: wrongarch/api-gateway:1")
+        } else {
+            text
+        }
+    });
+    let output = project.run(
+        &[
+            "deploy",
+            "--skip-build",
+            "--skip-push",
+            "--kubeconfig",
+            &kubeconfig,
+        ],
+        &[],
+    );
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("Deployment/api-gateway"), "{out}");
+    assert!(out.contains("exec format error"), "{out}");
+    assert!(
+        out.contains("built for another CPU") && out.contains("without --platform"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs kube-sim: KUBE_SIM_KUBECONFIG"]
+async fn a_failed_build_cancels_its_siblings_and_none_survives() {
+    let kubeconfig = kube_sim();
+    let project = Project::new(STUDENT, |_, text| text);
+    let pids = project.file("pids");
+    let started = Instant::now();
+    let output = project.run(
+        &["deploy", "--kubeconfig", &kubeconfig],
+        &[
+            ("FAIL_BUILD", "inventory-app"),
+            ("PIDS", pids.to_str().unwrap()),
+        ],
+    );
+    let took = started.elapsed();
+    let out = text(&output);
+    let pids: Vec<String> = project.read("pids").lines().map(String::from).collect();
+    let alive: Vec<&String> = pids.iter().filter(|pid| is_running(pid)).collect();
+    // Leave nothing behind whatever the outcome.
+    for pid in &alive {
+        let _ = std::process::Command::new("kill").arg(pid).status();
+    }
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("build inventory-app"), "{out}");
+    assert_eq!(pids.len(), IMAGES.len() - 1, "the siblings were running");
+    assert!(alive.is_empty(), "builds left running: {alive:?}\n{out}");
+    assert!(
+        took < Duration::from_secs(6),
+        "the siblings (sleeping 8 s) were waited for: {took:?}"
+    );
+    assert!(
+        out.contains("image api-gateway: FAILED: cancelled"),
+        "{out}"
+    );
+}
+
+/// Whether the process exists and is not a zombie waiting to be reaped.
+fn is_running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .next()?
+                .to_string();
+            Some(state != "Z")
+        })
+        .unwrap_or(false)
+}
+
+const APPS: [(&str, &str); 3] = [
+    ("api-gateway", "APIGATEWAY_PORT"),
+    ("billing-app", "BILLING_APP_PORT"),
+    ("inventory-app", "INVENTORY_APP_PORT"),
+];
+
+#[test]
+fn app_images_cross_compile_and_run_small_non_root_and_with_a_healthcheck() {
+    for (app, port_variable) in APPS {
+        let path = Path::new(REPO).join(format!("dockerfiles/{app}.Dockerfile"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let has = |line: &str| text.lines().any(|l| l.trim() == line);
+        // rustc runs on the build machine's CPU, never emulated.
+        assert!(
+            has("FROM --platform=$BUILDPLATFORM rust:1.95.0-slim-bookworm AS build")
+                && text.contains(&format!("dockerfiles/cross-build.sh {app}")),
+            "{app}"
+        );
+        assert!(has("FROM gcr.io/distroless/cc-debian12:nonroot"), "{app}");
+        assert!(has("USER 10001:10001"), "{app}");
+        assert!(
+            text.contains(&format!(
+                "CMD [\"/usr/local/bin/healthcheck\", \"{port_variable}\","
+            )),
+            "{app}"
+        );
+    }
+}
+
+/// An HTTP server on loopback answering every request with `status`, once per
+/// connection; its port.
+fn answering(status: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut request = [0u8; 1024];
+            let read = stream.read(&mut request).unwrap();
+            let line = String::from_utf8_lossy(&request[..read]);
+            let status = if line.starts_with("GET /healthz ") {
+                status
+            } else {
+                "404 Not Found"
+            };
+            let _ = write!(stream, "HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    port
+}
+
+#[test]
+fn the_healthcheck_probe_passes_only_on_a_healthy_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("healthcheck");
+    let compiled = std::process::Command::new("rustc")
+        .args(["--edition", "2021", "-o"])
+        .arg(&probe)
+        .arg(Path::new(REPO).join("dockerfiles/healthcheck.rs"))
+        .output()
+        .unwrap();
+    assert!(
+        compiled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&compiled.stderr)
+    );
+    let run = |port: u16| {
+        std::process::Command::new(&probe)
+            .args(["APP_PORT", "1"])
+            .env("APP_PORT", port.to_string())
+            .output()
+            .unwrap()
+    };
+    assert!(run(answering("200 OK")).status.success());
+    let sick = run(answering("503 Service Unavailable"));
+    assert_eq!(sick.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&sick.stderr).contains("/healthz answered 503"));
+    // Nothing listening: the default port (1) when the variable is unset.
+    let down = std::process::Command::new(&probe)
+        .args(["APP_PORT_UNSET_HERE", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("127.0.0.1:1"));
+}
+
+/// Runs `dockerfiles/cross-build.sh api-gateway` for `target_arch` on an amd64
+/// build machine, with fake `dpkg`, `apt-get`, `rustup`, `cargo` and `rustc`
+/// that record their calls (and cargo's linker settings) and write what they
+/// would build; returns the calls, or the error output on failure.
+fn cross_build(target_arch: &str) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = FakeBin::new(dir.path());
+    let calls = dir.path().join("calls");
+    bin.write("dpkg", "#!/bin/sh\necho amd64\n");
+    for tool in ["apt-get", "rustup"] {
+        bin.write(
+            tool,
+            &format!("#!/bin/sh\necho \"{tool} $*\" >> \"$CALLS\"\n"),
+        );
+    }
+    bin.write(
+        "cargo",
+        r#"#!/bin/sh
+echo "cargo $* linker=$CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER$CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER cc=$CC_aarch64_unknown_linux_gnu$CC_x86_64_unknown_linux_gnu" >> "$CALLS"
+while [ $# -gt 0 ]; do
+  case "$1" in -p) app=$2 ;; --target) target=$2 ;; esac
+  shift
+done
+mkdir -p "target/$target/release" && echo binary > "target/$target/release/$app"
+"#,
+    );
+    bin.write(
+        "rustc",
+        "#!/bin/sh\necho \"rustc $*\" >> \"$CALLS\"\nwhile [ $# -gt 0 ]; do [ \"$1\" = -o ] && echo probe > \"$2\"; shift; done\n",
+    );
+    let output = std::process::Command::new(bin.path().join("sh"))
+        .arg(Path::new(REPO).join("dockerfiles/cross-build.sh"))
+        .arg("api-gateway")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", bin.path())
+        .env("TARGETARCH", target_arch)
+        .env("OUT", dir.path().join("out"))
+        .env("CALLS", &calls)
+        .output()
+        .unwrap();
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    for built in ["out/api-gateway", "out/healthcheck"] {
+        assert!(dir.path().join(built).exists(), "{built} missing");
+    }
+    Ok(std::fs::read_to_string(&calls).unwrap())
+}
+
+#[test]
+fn cross_build_links_for_the_target_with_a_cross_gcc_never_emulating() {
+    let calls = cross_build("arm64").unwrap();
+    assert!(
+        calls.contains("apt-get install -y -qq --no-install-recommends gcc-aarch64-linux-gnu libc6-dev-arm64-cross"),
+        "{calls}"
+    );
+    assert!(
+        calls.contains("rustup target add aarch64-unknown-linux-gnu"),
+        "{calls}"
+    );
+    assert!(
+        calls.contains("cargo build --release --locked -p api-gateway --target aarch64-unknown-linux-gnu linker=aarch64-linux-gnu-gcc cc=aarch64-linux-gnu-gcc"),
+        "{calls}"
+    );
+    assert!(
+        calls.contains("--target aarch64-unknown-linux-gnu -C linker=aarch64-linux-gnu-gcc -o")
+            && calls.contains("dockerfiles/healthcheck.rs"),
+        "{calls}"
+    );
+
+    // The build machine's own CPU: its own gcc, nothing installed.
+    let native = cross_build("amd64").unwrap();
+    assert!(!native.contains("apt-get"), "{native}");
+    assert!(
+        native.contains("--target x86_64-unknown-linux-gnu linker=gcc cc=gcc"),
+        "{native}"
+    );
+
+    let err = cross_build("s390x").unwrap_err();
+    assert!(err.contains("no cross toolchain for s390x"), "{err}");
+}
