@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use support::vagrant::Sandbox;
-use support::{FakeBin, mode};
+use support::{FakeBin, mode, survivors};
 
 const CONFIG: &str = "[cluster]\nmaster_ip = \"127.0.0.2\"\nready_timeout_secs = 1\n\n[deploy]\nnamespace = \"shop\"\n";
 
@@ -289,10 +289,19 @@ fn a_user_kubeconfig_that_is_not_yaml_is_left_alone() {
     );
 }
 
-#[test]
-fn ctrl_c_during_create_exits_130_and_the_next_create_resumes() {
+/// How a signal reaches the CLI.
+enum Signal {
+    /// SIGINT to the CLI's whole process group, as a terminal's Ctrl-C.
+    CtrlC,
+    /// SIGTERM to the CLI alone, as CI's `timeout` or systemd sends it.
+    Term,
+}
+
+/// Starts `create` with every vagrant step taking 30 s, signals the CLI once
+/// a VM boots, and checks it exits 130, says how to resume, and leaves no
+/// vagrant running.
+fn interrupt_create(sandbox: &mut Sandbox, signal: Signal) {
     use std::os::unix::process::CommandExt;
-    let mut sandbox = Sandbox::new(CONFIG);
     sandbox.env("FAKE_VAGRANT_DELAY", "30");
     let pids = sandbox.root.join("pids");
     sandbox.env("FAKE_VAGRANT_PIDS", pids.to_str().unwrap());
@@ -304,103 +313,21 @@ fn ctrl_c_during_create_exits_130_and_the_next_create_resumes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let vagrant_up = || sandbox.vagrant_calls().iter().any(|c| c.starts_with("up"));
-    let started = std::time::Instant::now();
-    while !vagrant_up() && started.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    // As a terminal does: SIGINT to the whole foreground process group.
-    let pgid = format!("-{}", child.id());
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", "--", &pgid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("run the same command again to resume"));
-    assert!(!sandbox.state_file("kubeconfig").exists());
-    assert_eq!(
-        survivors(&pids),
-        Vec::<String>::new(),
-        "vagrant outlived the CLI"
-    );
-
-    sandbox.env("FAKE_VAGRANT_DELAY", "0");
-    sandbox.clear_calls();
-    sandbox.run(&["create"]).expect_code(4);
-    assert!(sandbox.state_file("kubeconfig").exists());
-    assert_eq!(sandbox.machine("agent"), "running");
-    let calls = sandbox.vagrant_calls();
-    assert!(
-        calls.contains(&"reload --no-provision master".to_string()),
-        "the half-booted master is rebooted: {calls:?}"
-    );
-}
-
-/// The recorded pids whose processes still run a moment later (zombies do
-/// not count; a SIGKILL takes effect when the process is next scheduled).
-fn survivors(pids: &std::path::Path) -> Vec<String> {
-    let pids = std::fs::read_to_string(pids).unwrap_or_default();
-    assert!(!pids.is_empty(), "no vagrant ran");
-    let alive = || -> Vec<String> {
-        pids.lines()
-            .filter(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .is_ok_and(|stat| !stat.contains(") Z "))
-            })
-            .map(String::from)
-            .collect()
-    };
-    for _ in 0..20 {
-        if alive().is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    alive()
-}
-
-#[test]
-fn sigterm_stops_every_vagrant_and_exits_like_ctrl_c() {
-    let mut sandbox = Sandbox::new(
-        "[cluster]
-agents = 2
-master_ip = \"127.0.0.2\"\n",
-    );
-    sandbox.env("FAKE_VAGRANT_DELAY", "30");
-    let pids = sandbox.root.join("pids");
-    sandbox.env("FAKE_VAGRANT_PIDS", pids.to_str().unwrap());
-    sandbox.add_box("bento/ubuntu-24.04 (virtualbox, 202502.21.0)");
-    let child = sandbox
-        .command(&["create"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let booting = || sandbox.vagrant_calls().iter().any(|c| c.starts_with("up"));
     let started = std::time::Instant::now();
     while !booting() && started.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
-    // To the CLI alone, as CI's `timeout` or systemd sends it.
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let (name, target) = match signal {
+        Signal::CtrlC => ("-INT", format!("-{}", child.id())),
+        Signal::Term => ("-TERM", child.id().to_string()),
+    };
+    let killed = std::process::Command::new("kill")
+        .args([name, "--", &target])
+        .status()
+        .unwrap();
+    assert!(killed.success());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
@@ -413,6 +340,29 @@ master_ip = \"127.0.0.2\"\n",
         Vec::<String>::new(),
         "vagrant outlived the CLI"
     );
+    assert!(!sandbox.state_file("kubeconfig").exists());
+    sandbox.env("FAKE_VAGRANT_DELAY", "0");
+}
+
+#[test]
+fn ctrl_c_during_create_exits_130_and_the_next_create_resumes() {
+    let mut sandbox = Sandbox::new(CONFIG);
+    interrupt_create(&mut sandbox, Signal::CtrlC);
+    sandbox.clear_calls();
+    sandbox.run(&["create"]).expect_code(4);
+    assert!(sandbox.state_file("kubeconfig").exists());
+    assert_eq!(sandbox.machine("agent"), "running");
+    let calls = sandbox.vagrant_calls();
+    assert!(
+        calls.contains(&"reload --no-provision master".to_string()),
+        "the half-booted master is rebooted: {calls:?}"
+    );
+}
+
+#[test]
+fn sigterm_stops_every_vagrant_and_exits_like_ctrl_c() {
+    let mut sandbox = Sandbox::new("[cluster]\nagents = 2\nmaster_ip = \"127.0.0.2\"\n");
+    interrupt_create(&mut sandbox, Signal::Term);
 }
 
 #[test]

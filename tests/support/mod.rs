@@ -59,6 +59,34 @@ impl FakeBin {
     }
 }
 
+/// The processes whose pids `file` lists, one a line, that still run a
+/// moment later (a SIGKILL takes effect when the process is next scheduled;
+/// zombies do not count).
+pub fn survivors(file: &Path) -> Vec<String> {
+    let pids = std::fs::read_to_string(file).unwrap_or_default();
+    assert!(
+        !pids.is_empty(),
+        "no process recorded its pid in {}",
+        file.display()
+    );
+    let alive = || -> Vec<String> {
+        pids.lines()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|stat| !stat.contains(") Z "))
+            })
+            .map(String::from)
+            .collect()
+    };
+    for _ in 0..50 {
+        if alive().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    alive()
+}
+
 /// The file's permission bits.
 pub fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
