@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Static checks of manifests/, run from the repository root by .ci/run:
-#   1. `kubectl kustomize manifests` builds, and lists every manifest file;
+#   1. `kubectl kustomize manifests` builds (scripts/ci/kustomize-build.sh: with
+#      throwaway values in the gitignored secrets/*.env its secretGenerator
+#      reads, whose Secrets and keys must be those the manifests read), and
+#      lists every manifest file;
 #   2. every document, in its file and as kustomize renders it, validates in
 #      strict mode (unknown fields are errors) against the schemas of the
 #      Kubernetes minor version K3s is pinned to;
@@ -69,11 +72,11 @@ report() {
 }
 
 # 1. kustomize build, and no file left out of it.
-if ! kubectl kustomize "$MANIFESTS" >"$work/built.yaml" 2>"$work/kustomize.err"; then
+if ! "$(dirname "$0")/kustomize-build.sh" "$python" >"$work/built.yaml" 2>"$work/kustomize.err"; then
     cat "$work/kustomize.err" >&2
     fail "kubectl kustomize $MANIFESTS does not build"
 fi
-echo "ok   kubectl kustomize $MANIFESTS builds"
+echo "ok   kubectl kustomize $MANIFESTS builds, its secretGenerator makes the Secrets the manifests read"
 for file in "${files[@]}"; do
     grep -Eq "^[[:space:]]*-[[:space:]]*$(basename "$file")[[:space:]]*$" "$MANIFESTS/kustomization.yaml" ||
         report "$file: not listed in $MANIFESTS/kustomization.yaml resources"
