@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::discovery::{ApiResource, pinned_kind};
 use support::FakeBin;
@@ -73,6 +73,17 @@ impl Project {
             .unwrap()
     }
 
+    /// Writes the repository's manifest `name` into the project again, changed by `edit`.
+    fn rewrite(&self, name: &str, edit: impl Fn(String) -> String) {
+        let text = std::fs::read_to_string(Path::new(REPO).join("manifests").join(name)).unwrap();
+        std::fs::write(self.manifests.join(name), edit(text)).unwrap();
+    }
+
+    /// Runs the binary with `args`, the PATH of the tests.
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with_path(&std::env::var("PATH").unwrap(), args)
+    }
+
     fn deploy(&self, kubeconfig: &str, extra: &[&str]) -> Output {
         let mut args = vec![
             "deploy",
@@ -84,6 +95,12 @@ impl Project {
         args.extend_from_slice(extra);
         self.run_with_path(&std::env::var("PATH").unwrap(), &args)
     }
+}
+
+/// `text` with `from` replaced by `to`; `from` must be there.
+fn replaced(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from:?} is not in the manifest");
+    text.replace(from, to)
 }
 
 fn text(output: &Output) -> String {
@@ -497,4 +514,372 @@ async fn a_removed_manifest_is_pruned_and_nothing_else() {
         "only the network policies may go, and nothing else may change: {:#?}",
         changed(&expected, &after)
     );
+}
+
+/// Deploys with `file`'s `image` replaced by a crash-looping one, which fails
+/// naming the crash; then the right image, which must succeed. `edit` changes
+/// `file` both times. The project, and the second deploy's output.
+fn crash_loop_then_fix(
+    kubeconfig: &str,
+    file: &str,
+    image: &str,
+    edit: fn(String) -> String,
+) -> (Project, String) {
+    let (right, broken) = (
+        format!("image: {image}\n"),
+        format!("image: crashloop/{image}:1\n"),
+    );
+    let project = Project::new(|name, text| match name == file {
+        true => edit(replaced(&text, &right, &broken)),
+        false => text,
+    });
+    let output = project.deploy(kubeconfig, &[]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("keeps crashing (CrashLoopBackOff"), "{out}");
+
+    project.rewrite(file, edit);
+    let output = project.deploy(kubeconfig, &[]);
+    let out = text(&output);
+    assert!(output.status.success(), "the fix must deploy:\n{out}");
+    (project, out)
+}
+
+#[tokio::test]
+#[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
+async fn deploying_the_fix_for_a_crash_looping_deployment_succeeds() {
+    let kubeconfig = kube_sim();
+    let (project, out) =
+        crash_loop_then_fix(&kubeconfig, "inventory-app.yaml", "inventory-app", |t| t);
+    // A Deployment replaces its old pods itself: nothing is deleted for it.
+    assert!(!out.contains("deleted pod"), "{out}");
+    let client = client(&kubeconfig).await;
+    let deployment = Api::<Deployment>::namespaced(client, &project.namespace.name)
+        .get("inventory-app")
+        .await
+        .unwrap();
+    let image = deployment.spec.unwrap().template.spec.unwrap().containers[0]
+        .image
+        .clone()
+        .unwrap();
+    assert!(
+        image.starts_with("docker.io/student/inventory-app:"),
+        "{image}"
+    );
+    let status = deployment.status.unwrap();
+    assert_eq!(
+        (
+            status.replicas,
+            status.updated_replicas,
+            status.ready_replicas
+        ),
+        (Some(1), Some(1), Some(1)),
+        "only the fixed revision's pod is left: {status:?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
+async fn deploying_the_fix_for_a_crash_looping_stateful_set_forces_the_rollback() {
+    let kubeconfig = kube_sim();
+    // OrderedReady (the default), under which a StatefulSet never replaces a
+    // broken pod of an old revision by itself; the shipped manifests say Parallel.
+    let ordered: fn(String) -> String =
+        |text| replaced(&text, "  podManagementPolicy: Parallel\n", "");
+    let (project, out) = crash_loop_then_fix(&kubeconfig, "rabbitmq.yaml", "rabbitmq", ordered);
+    assert!(
+        out.contains(
+            "StatefulSet/rabbitmq: deleted pod rabbitmq-0: it is not Ready and runs an old revision"
+        ),
+        "{out}"
+    );
+    let client = client(&kubeconfig).await;
+    let ns = &project.namespace.name;
+    let set = Api::<StatefulSet>::namespaced(client.clone(), ns)
+        .get("rabbitmq")
+        .await
+        .unwrap();
+    let spec = set.spec.unwrap();
+    assert_eq!(spec.pod_management_policy.as_deref(), Some("OrderedReady"));
+    let status = set.status.unwrap();
+    assert_eq!(status.ready_replicas, Some(1));
+    let pod = Api::<Pod>::namespaced(client, ns)
+        .get("rabbitmq-0")
+        .await
+        .unwrap();
+    let labels = pod.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels.get("controller-revision-hash"),
+        status.update_revision.as_ref(),
+        "rabbitmq-0 runs the fixed revision"
+    );
+    let image = pod.spec.unwrap().containers[0].image.clone().unwrap();
+    assert!(!image.contains("crashloop"), "{image}");
+}
+
+/// The `Kind/name` lines of a plan's waves with their change.
+fn planned_changes(plan: &str) -> Vec<(String, String)> {
+    plan.lines()
+        .skip_while(|line| !line.starts_with("wave "))
+        .take_while(|line| !line.starts_with("prune") && !line.starts_with("images"))
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let (change, key) = (words.next()?, words.next()?);
+            (line.starts_with("  ") && key.contains('/') && words.next().is_none())
+                .then(|| (change.to_string(), key.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
+async fn plan_and_dry_run_into_an_absent_namespace_create_everything_and_change_nothing() {
+    let kubeconfig = kube_sim();
+    let project = Project::new(|_, text| text);
+    let ns = &project.namespace.name;
+    for args in [
+        vec!["plan", "--kubeconfig", &kubeconfig],
+        vec!["deploy", "--dry-run", "--kubeconfig", &kubeconfig],
+    ] {
+        let output = project.run(&args);
+        let out = text(&output);
+        assert!(output.status.success(), "{args:?}: {out}");
+        let changes = planned_changes(&String::from_utf8_lossy(&output.stdout));
+        let keys: Vec<&str> = changes.iter().map(|(_, key)| key.as_str()).collect();
+        for expected in [
+            format!("Namespace/{ns}"),
+            "ConfigMap/app-config".to_string(),
+            "StatefulSet/rabbitmq".to_string(),
+            "Deployment/api-gateway".to_string(),
+            "NetworkPolicy/default-deny".to_string(),
+        ] {
+            assert!(keys.contains(&expected.as_str()), "{expected}: {out}");
+        }
+        assert!(
+            changes.iter().all(|(change, _)| change == "create"),
+            "{args:?}: every object is a create:\n{out}"
+        );
+        assert!(
+            out.contains("the namespace does not exist yet"),
+            "{args:?}: {out}"
+        );
+    }
+    let client = client(&kubeconfig).await;
+    let namespace = Api::<Namespace>::all(client).get_opt(ns).await.unwrap();
+    assert!(namespace.is_none(), "the namespace must not be created");
+}
+
+/// The PodDisruptionBudgets kube-sim (Kubernetes 1.20) serves: policy/v1beta1.
+fn disruption_budgets(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
+    let gvk = kube::api::GroupVersionKind::gvk("policy", "v1beta1", "PodDisruptionBudget");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "poddisruptionbudgets");
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+#[tokio::test]
+#[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
+async fn a_removed_disruption_budget_is_pruned_and_nothing_else() {
+    let kubeconfig = kube_sim();
+    let project = Project::new(|name, text| match name {
+        "kustomization.yaml" => replaced(
+            &text,
+            "  - network-policies.yaml\n",
+            "  - network-policies.yaml\n  - rabbitmq-pdb.yaml\n",
+        ),
+        _ => text,
+    });
+    std::fs::write(
+        project.manifests.join("rabbitmq-pdb.yaml"),
+        "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata:\n  name: rabbitmq\n  labels:\n    app.kubernetes.io/name: rabbitmq\n    app.kubernetes.io/part-of: orchestrator\nspec:\n  maxUnavailable: 1\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: rabbitmq\n",
+    )
+    .unwrap();
+    let output = project.deploy(&kubeconfig, &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    let client = client(&kubeconfig).await;
+    let ns = &project.namespace.name;
+    let budgets = disruption_budgets(&client, ns);
+    assert!(budgets.get_opt("rabbitmq").await.unwrap().is_some());
+    let before = versions(&client, ns).await;
+
+    std::fs::remove_file(project.manifests.join("rabbitmq-pdb.yaml")).unwrap();
+    project.rewrite("kustomization.yaml", |text| text);
+    let output = project.deploy(&kubeconfig, &[]);
+    let out = text(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(out.contains("pruned 1\n"), "{out}");
+    assert!(
+        out.contains("PodDisruptionBudget/rabbitmq: ok: pruned"),
+        "{out}"
+    );
+    assert!(
+        budgets.get_opt("rabbitmq").await.unwrap().is_none(),
+        "the budget must be pruned"
+    );
+    let after = versions(&client, ns).await;
+    assert!(
+        after == before,
+        "nothing else may go or change: {:#?}",
+        changed(&before, &after)
+    );
+}
+
+#[test]
+fn a_malformed_kubeconfig_is_a_usage_error_naming_the_file() {
+    let project = Project::new(|_, text| text);
+    let cases = [
+        (
+            "garbled-kubeconfig",
+            "apiVersion: v1\nclusters: [{name: x, cluster: {server: \n",
+            "cannot be read",
+        ),
+        (
+            "dangling-kubeconfig",
+            "apiVersion: v1\nkind: Config\nclusters: []\nusers: []\ncontexts:\n- name: c\n  context: {cluster: nowhere, user: nobody}\ncurrent-context: c\n",
+            "cannot be used",
+        ),
+    ];
+    for (file, contents, expected) in cases {
+        let path = project.path().join(file);
+        std::fs::write(&path, contents).unwrap();
+        let path = path.to_str().unwrap();
+        for args in [
+            vec!["plan", "--kubeconfig", path],
+            vec![
+                "deploy",
+                "--skip-build",
+                "--skip-push",
+                "--kubeconfig",
+                path,
+            ],
+        ] {
+            let output = project.run(&args);
+            let out = text(&output);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {out}");
+            assert!(
+                out.contains(file) && out.contains(expected),
+                "{args:?}: {out}"
+            );
+            assert!(!out.contains("did not answer"), "{args:?}: {out}");
+        }
+    }
+}
+
+#[test]
+fn no_kubeconfig_at_all_says_to_create_the_cluster_first() {
+    // HOME is the project (no ~/.kube/config) and KUBECONFIG is unset.
+    let project = Project::new(|_, text| text);
+    for args in [vec!["plan"], vec!["deploy", "--skip-build", "--skip-push"]] {
+        let output = project.run(&args);
+        let out = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {out}");
+        assert!(
+            out.contains("no kubeconfig")
+                && out.contains("run `orchestrator create` first, or pass --kubeconfig"),
+            "{args:?}: {out}"
+        );
+    }
+}
+
+/// Runs kubectl with `args` on `kubeconfig`, which must succeed; its stdout.
+fn kubectl(kubeconfig: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "kubectl {args:?}: {}",
+        text(&output)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
+async fn a_forbidden_request_names_the_verb_the_resource_and_the_rbac_fix() {
+    let kubeconfig = kube_sim();
+    let project = Project::new(|_, text| text);
+    let ns = &project.namespace.name;
+    // A ServiceAccount without any RBAC right, and a kubeconfig with its token.
+    kubectl(&kubeconfig, &["create", "namespace", ns]);
+    kubectl(
+        &kubeconfig,
+        &["-n", ns, "create", "serviceaccount", "nobody"],
+    );
+    let token = kubectl(&kubeconfig, &["-n", ns, "create", "token", "nobody"]);
+    let limited = project.path().join("nobody-kubeconfig");
+    std::fs::copy(&kubeconfig, &limited).unwrap();
+    let limited = limited.to_str().unwrap();
+    kubectl(
+        limited,
+        &[
+            "config",
+            "set-credentials",
+            "nobody",
+            "--token",
+            token.trim(),
+        ],
+    );
+    kubectl(
+        limited,
+        &["config", "set-context", "--current", "--user", "nobody"],
+    );
+
+    for args in [
+        vec!["plan", "--kubeconfig", limited],
+        vec![
+            "deploy",
+            "--skip-build",
+            "--skip-push",
+            "--platform",
+            "linux/amd64",
+            "--kubeconfig",
+            limited,
+        ],
+    ] {
+        let output = project.run(&args);
+        let out = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {out}");
+        for phrase in [
+            format!("cannot get Namespace/{ns}"),
+            "forbidden".to_string(),
+            "lacks the RBAC right to get namespaces cluster-wide".to_string(),
+            "kubectl auth can-i get namespaces".to_string(),
+        ] {
+            assert!(
+                out.contains(&phrase),
+                "{args:?}: {phrase:?} missing from:\n{out}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
+async fn an_invalid_field_is_refused_naming_the_object_and_the_field() {
+    let kubeconfig = kube_sim();
+    // A valid number locally; the API server allows ports 1 to 65535.
+    let project = Project::new(|name, text| match name {
+        "inventory-db.yaml" => replaced(
+            &text,
+            "      port: 5432\n      targetPort: 5432\n",
+            "      port: 70000\n      targetPort: 5432\n",
+        ),
+        _ => text,
+    });
+    let output = project.deploy(&kubeconfig, &[]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    for phrase in [
+        "Service/inventory-db (inventory-db.yaml) was refused by the API server (422 Invalid)",
+        "spec.ports[0].port: Invalid value: 70000",
+        "65535",
+    ] {
+        assert!(out.contains(phrase), "{phrase:?} missing from:\n{out}");
+    }
+    let client = client(&kubeconfig).await;
+    let services = Api::<Service>::namespaced(client, &project.namespace.name);
+    assert!(services.get_opt("inventory-db").await.unwrap().is_none());
 }

@@ -27,6 +27,7 @@ use kube::api::{
 use kube::discovery::Scope;
 use kube::error::DiscoveryError;
 use kube::runtime::reflector::{self, Store};
+use kube::runtime::utils::Backoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -52,6 +53,39 @@ const APPLYSET_TOOLING: &str = "applyset.kubernetes.io/tooling";
 /// How long one request keeps retrying while the API server is away: an API
 /// server restarts in seconds; longer is an outage worth reporting.
 const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The pause before a broken watch is resumed: 200 ms, doubling up to 2 s, as
+/// [`retrying`] pauses. kube's default grows to 30 s, so after an API server
+/// restart of a minute a wait could stay blind until past its deadline.
+#[derive(Debug)]
+struct WatchBackoff(Duration);
+
+impl WatchBackoff {
+    const FIRST: Duration = Duration::from_millis(200);
+    const MAX: Duration = Duration::from_secs(2);
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        WatchBackoff(Self::FIRST)
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let pause = self.0;
+        self.0 = (pause * 2).min(Self::MAX);
+        Some(pause)
+    }
+}
+
+impl Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.0 = Self::FIRST;
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -492,7 +526,7 @@ impl Cluster {
                 Api::<Pod>::namespaced(self.client.clone(), ns),
                 watcher::Config::default().labels(&selector),
             )
-            .default_backoff(),
+            .backoff(WatchBackoff::default()),
         )
         .map_ok(|_| Observed::Pods);
         let config = watcher::Config::default().fields(&name_field);
@@ -501,7 +535,7 @@ impl Cluster {
                 Api::<Deployment>::namespaced(self.client.clone(), ns),
                 config,
             )
-            .default_backoff()
+            .backoff(WatchBackoff::default())
             .applied_objects()
             .map_ok(|d| Observed::Deployment(Box::new(d)))
             .boxed(),
@@ -509,7 +543,7 @@ impl Cluster {
                 Api::<StatefulSet>::namespaced(self.client.clone(), ns),
                 config,
             )
-            .default_backoff()
+            .backoff(WatchBackoff::default())
             .applied_objects()
             .map_ok(|s| Observed::StatefulSet(Box::new(s)))
             .boxed(),
@@ -770,6 +804,19 @@ mod tests {
             serde_json::json!({"spec": {"selector": {"matchLabels": {"a": "1", "b": "2"}}}});
         assert_eq!(pod_selector(&body).as_deref(), Some("a=1,b=2"));
         assert_eq!(pod_selector(&serde_json::json!({"spec": {}})), None);
+    }
+
+    #[test]
+    fn a_broken_watch_is_resumed_within_two_seconds() {
+        let mut backoff = WatchBackoff::default();
+        let pauses: Vec<u64> = backoff
+            .by_ref()
+            .take(6)
+            .map(|d| d.as_millis() as u64)
+            .collect();
+        assert_eq!(pauses, [200, 400, 800, 1600, 2000, 2000]);
+        backoff.reset();
+        assert_eq!(backoff.next(), Some(Duration::from_millis(200)));
     }
 
     #[test]

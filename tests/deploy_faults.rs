@@ -1,0 +1,114 @@
+//! `deploy` while kube-sim's control plane misbehaves: fault drills, which hold
+//! kube-sim alone (`kube_sim::exclusive`), so they live apart from the
+//! ordinary cluster tests of `deploy.rs`. `#[ignore]`d; run with
+//! `KUBE_SIM_KUBECONFIG` set and `--ignored`.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use support::kube_sim::{TestNamespace, exclusive};
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Waits up to `limit` for the child to end; kills it past that.
+fn wait_for(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+#[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
+fn a_deploy_outlives_an_api_server_restart_during_its_rollout_wait() {
+    let kube_sim = exclusive();
+    let kubeconfig = &kube_sim.kubeconfig;
+    let namespace = TestNamespace::new("deploy-fault", kubeconfig);
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    for entry in std::fs::read_dir(Path::new(REPO).join("manifests")).unwrap() {
+        let entry = entry.unwrap();
+        let mut text = std::fs::read_to_string(entry.path()).unwrap();
+        if entry.file_name() == "inventory-app.yaml" {
+            // kube-sim's pods are Ready within a second; the Deployment
+            // controller then keeps inventory-app unavailable for 8 s more,
+            // so the restart falls inside the wait for it.
+            let (from, to) = (
+                "spec:\n  selector:\n",
+                "spec:\n  minReadySeconds: 8\n  selector:\n",
+            );
+            assert!(text.contains(from), "inventory-app.yaml changed");
+            text = text.replacen(from, to, 1);
+        }
+        std::fs::write(manifests.join(entry.file_name()), text).unwrap();
+    }
+    let config = format!(
+        "[registry]\nnamespace = \"student\"\n[deploy]\nnamespace = \"{}\"\ndockerfiles = \"{REPO}/dockerfiles\"\ntimeout_secs = 180\n",
+        namespace.name
+    );
+    std::fs::write(dir.path().join("orchestrator.toml"), config).unwrap();
+    let log = dir.path().join("deploy.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+        .args(["deploy", "--skip-build", "--skip-push", "--kubeconfig"])
+        .arg(kubeconfig)
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env_remove("KUBECONFIG")
+        .env_remove("DOCKERHUB_USERNAME")
+        .env_remove("DOCKER_CONFIG")
+        .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let started = Instant::now();
+    // Once the wait reports, every object of the wave has been applied.
+    while !read_log().contains("Deployment/inventory-app: waiting: ") {
+        let ended = child.try_wait().unwrap();
+        assert!(
+            ended.is_none() && started.elapsed() < Duration::from_secs(60),
+            "the deploy never began waiting for inventory-app ({ended:?}):\n{}",
+            read_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let restart = Instant::now();
+    kube_sim.restart_apiserver(2);
+    let down = restart.elapsed();
+    let back = Instant::now();
+
+    let status = wait_for(&mut child, Duration::from_secs(240));
+    println!(
+        "the API server was away {:.1}s; the deploy ended {:.1}s after it was back",
+        down.as_secs_f64(),
+        back.elapsed().as_secs_f64()
+    );
+    let out = format!(
+        "{}{}",
+        std::fs::read_to_string(dir.path().join("stdout")).unwrap_or_default(),
+        read_log()
+    );
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "the deploy must complete:\n{out}"
+    );
+    assert!(
+        out.contains("Deployment/inventory-app: watch interrupted, resuming"),
+        "the restart must have hit the wait:\n{out}"
+    );
+    assert!(out.contains("Deployment/inventory-app: ok: ready"), "{out}");
+    assert!(out.contains("gateway: http://127.0.0.10:3000"), "{out}");
+}
