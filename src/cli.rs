@@ -3,8 +3,10 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser;
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Args, Parser, Subcommand};
+use orchestrator::deploy::addons::Addon;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -114,6 +116,9 @@ pub struct DeployArgs {
     /// Deploy only this component (and nothing is pruned)
     #[arg(long, value_name = "APP")]
     pub only: Option<String>,
+    /// Also deploy an extra: `dashboard` (Headlamp, read-only); a deploy without it removes it
+    #[arg(long = "with", value_name = "ADDON", value_parser = addon_names())]
+    pub with: Vec<Addon>,
     /// Seconds to wait for each wave to become ready [default: deploy.timeout_secs]
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
@@ -166,6 +171,12 @@ fn component_names() -> PossibleValuesParser {
         .iter()
         .map(|c| PossibleValue::new(c.name).help(c.kind));
     PossibleValuesParser::new(values)
+}
+
+/// The addons `deploy --with` knows.
+fn addon_names() -> impl clap::builder::TypedValueParser<Value = Addon> {
+    PossibleValuesParser::new(Addon::ALL.map(Addon::name))
+        .map(|name| name.parse::<Addon>().expect("a listed addon"))
 }
 
 #[derive(Debug, Args)]

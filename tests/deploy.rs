@@ -12,6 +12,7 @@ use std::time::Instant;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::discovery::{ApiResource, pinned_kind};
 use support::FakeBin;
@@ -882,4 +883,60 @@ async fn an_invalid_field_is_refused_naming_the_object_and_the_field() {
     let client = client(&kubeconfig).await;
     let services = Api::<Service>::namespaced(client, &project.namespace.name);
     assert!(services.get_opt("inventory-db").await.unwrap().is_none());
+}
+
+#[tokio::test]
+#[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
+async fn with_dashboard_adds_a_read_only_headlamp_and_a_deploy_without_it_removes_it() {
+    let kubeconfig = kube_sim();
+    let project = Project::new(|_, text| text);
+    let namespace = project.namespace.name.clone();
+    let output = project.deploy(&kubeconfig, &["--with", "dashboard"]);
+    let out = text(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(
+        out.contains(&format!(
+            "`kubectl -n {namespace} port-forward svc/dashboard 8080:80`"
+        )) && out.contains(&format!("`kubectl -n {namespace} create token dashboard`")),
+        "{out}"
+    );
+    let client = client(&kubeconfig).await;
+    let dashboard = Api::<Deployment>::namespaced(client.clone(), &namespace)
+        .get("dashboard")
+        .await
+        .unwrap();
+    let pod = dashboard.spec.unwrap().template.spec.unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some("dashboard"));
+    let binding = Api::<RoleBinding>::namespaced(client.clone(), &namespace)
+        .get("dashboard-view")
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            binding.role_ref.kind.as_str(),
+            binding.role_ref.name.as_str()
+        ),
+        ("ClusterRole", "view"),
+        "read-only"
+    );
+    let service = Api::<Service>::namespaced(client.clone(), &namespace)
+        .get("dashboard")
+        .await
+        .unwrap();
+    assert_eq!(service.spec.unwrap().type_.as_deref(), Some("ClusterIP"));
+
+    let output = project.deploy(&kubeconfig, &[]);
+    let out = text(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(!out.contains("port-forward svc/dashboard"), "{out}");
+    let gone = Api::<Deployment>::namespaced(client.clone(), &namespace)
+        .get_opt("dashboard")
+        .await
+        .unwrap();
+    assert!(gone.is_none(), "the dashboard is pruned: {out}");
+    let binding = Api::<RoleBinding>::namespaced(client, &namespace)
+        .get_opt("dashboard-view")
+        .await
+        .unwrap();
+    assert!(binding.is_none(), "its rights go with it: {out}");
 }

@@ -18,7 +18,14 @@ pub async fn run(ctx: &Context, args: DeployArgs) -> anyhow::Result<()> {
     if args.dry_run {
         let connection = kubeapi::connect(&args.target.into()).await?;
         let cluster = Cluster::new(connection.client, &ctx.config.deploy.namespace);
-        let plan = deploy::plan(&project, &cluster, args.only.as_deref(), &runner).await?;
+        let plan = deploy::plan(
+            &project,
+            &cluster,
+            args.only.as_deref(),
+            &args.with,
+            &runner,
+        )
+        .await?;
         plan::print(&plan);
         match plan.namespace_exists {
             true => println!("dry run: the API server accepted every object; nothing was changed"),
@@ -32,6 +39,7 @@ pub async fn run(ctx: &Context, args: DeployArgs) -> anyhow::Result<()> {
         only: args.only,
         timeout: Duration::from_secs(args.timeout.unwrap_or(ctx.config.deploy.timeout_secs)),
         platforms: images::parse_platforms(&args.platform)?,
+        with: args.with,
     };
     let release = deploy::prepare(&project, &options, &runner).await?;
     let connection = kubeapi::connect(&args.target.into()).await?;
@@ -60,6 +68,9 @@ pub async fn run(ctx: &Context, args: DeployArgs) -> anyhow::Result<()> {
     match outcome.gateway {
         Some(url) => println!("gateway: {url}"),
         None => println!("gateway: no address yet (see `orchestrator status`)"),
+    }
+    for addon in &options.with {
+        println!("{}", addon.how_to_open(&ctx.config.deploy.namespace));
     }
     Ok(())
 }

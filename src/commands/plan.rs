@@ -10,7 +10,7 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> anyhow::Result<()> {
     let connection = kubeapi::connect(&args.target.into()).await?;
     let cluster = Cluster::new(connection.client, &ctx.config.deploy.namespace);
     let runner = Runner::new(ctx.state.logs());
-    let plan = deploy::plan(&project, &cluster, None, &runner).await?;
+    let plan = deploy::plan(&project, &cluster, None, &[], &runner).await?;
     println!(
         "plan for namespace {} on {}",
         ctx.config.deploy.namespace, connection.description

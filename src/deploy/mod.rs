@@ -6,6 +6,7 @@
 //! and the waves applied one after another, each gated on its workloads'
 //! readiness; last, objects of ours no longer in the manifests are pruned.
 
+pub mod addons;
 pub mod cluster;
 pub mod images;
 pub mod manifest;
@@ -26,6 +27,7 @@ use crate::error::Failure;
 use crate::process::Runner;
 use crate::reporter::Reporter;
 use crate::state::State;
+use addons::Addon;
 use cluster::{Change, Cluster};
 use images::Image;
 use manifest::Manifest;
@@ -41,6 +43,8 @@ pub struct Options {
     pub timeout: Duration,
     /// `--platform`: build for these instead of the nodes' platforms.
     pub platforms: Vec<String>,
+    /// `--with`: the extras deployed beside the stack.
+    pub with: Vec<Addon>,
 }
 
 /// Where the inputs are.
@@ -71,6 +75,7 @@ pub struct Release {
 pub async fn release(
     project: &Project<'_>,
     only: Option<&str>,
+    with: &[Addon],
     runner: &Runner,
 ) -> anyhow::Result<Release> {
     let dir = project.manifests_dir();
@@ -99,6 +104,9 @@ pub async fn release(
             .into());
         }
         manifests.retain(|m| is_shared(m) || m.component() == Some(only));
+    }
+    for addon in with {
+        manifests.extend(addon.manifests(namespace)?);
     }
     let repository = images::repository(&project.config.registry)?;
     let tag = images::source_tag(project.dir, &dir, runner).await?;
@@ -177,9 +185,10 @@ pub async fn plan(
     project: &Project<'_>,
     cluster: &Cluster,
     only: Option<&str>,
+    with: &[Addon],
     runner: &Runner,
 ) -> anyhow::Result<Plan> {
-    let mut inputs = release(project, only, runner).await?;
+    let mut inputs = release(project, only, with, runner).await?;
     images::recall(&mut inputs.images, &project.images_record());
     let waves = waves_for(project, &inputs, false)?;
     let mut planned = Vec::new();
@@ -245,7 +254,7 @@ pub async fn prepare(
     };
     // The Docker checks have nothing to warn about, only to fail.
     crate::preflight::require(project.config, docker, &crate::reporter::Silent).await?;
-    release(project, options.only.as_deref(), runner).await
+    release(project, options.only.as_deref(), &options.with, runner).await
 }
 
 pub async fn deploy(
