@@ -338,9 +338,15 @@ async fn checks_pass_after_deploy_and_each_breakage_fails_with_its_reason() {
         .await
         .unwrap();
     let spec = database.spec.unwrap();
-    // Its claim becomes a scratch volume: what a Deployment can have.
+    // Its claim becomes a scratch volume: what a Deployment can have (beside
+    // the volumes the pod already has: init scripts, socket dir, /tmp).
     let mut template = serde_json::to_value(spec.template).unwrap();
-    template["spec"]["volumes"] = json!([{"name": "data", "emptyDir": {}}]);
+    let mut volumes = template["spec"]["volumes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    volumes.push(json!({"name": "data", "emptyDir": {}}));
+    template["spec"]["volumes"] = volumes.into();
     let replacement: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "billing-db", "labels": {"app.kubernetes.io/name": "billing-db"}},
         "spec": {"selector": spec.selector, "template": template},
