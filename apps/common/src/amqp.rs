@@ -14,18 +14,22 @@ pub struct AmqpSettings {
     pub port: u16,
     pub user: String,
     pub password: Secret,
+    /// The virtual host: the cluster's broker gives the app's user
+    /// permissions on its own vhost only (manifests/rabbitmq.yaml).
+    pub vhost: String,
     pub queue: String,
 }
 
 impl AmqpSettings {
-    /// Reads `RABBITMQ_USER`, `_PASSWORD`, `_HOST`, `_PORT` (5672) and
-    /// `_QUEUE` (billing_queue).
+    /// Reads `RABBITMQ_USER`, `_PASSWORD`, `_HOST`, `_PORT` (5672), `_VHOST`
+    /// (`/`) and `_QUEUE` (billing_queue).
     pub fn from_env(env: &Env) -> anyhow::Result<Self> {
         Ok(AmqpSettings {
             host: env.required("RABBITMQ_HOST")?,
             port: env.parsed_or("RABBITMQ_PORT", 5672)?,
             user: env.required("RABBITMQ_USER")?,
             password: env.secret("RABBITMQ_PASSWORD")?,
+            vhost: env.string_or("RABBITMQ_VHOST", "/"),
             queue: env.string_or("RABBITMQ_QUEUE", "billing_queue"),
         })
     }
@@ -45,7 +49,7 @@ impl AmqpSettings {
                 host: self.host.clone(),
                 port: self.port,
             },
-            vhost: "/".into(),
+            vhost: self.vhost.clone(),
             query: AMQPQueryString {
                 heartbeat: Some(10),
                 connection_timeout: Some(3_000),
@@ -92,5 +96,38 @@ impl AmqpSettings {
             AMQPValue::LongString(dead_letters.into()),
         );
         channel.queue_declare(&self.queue, durable, arguments).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &'static [(&'static str, &'static str)]) -> AmqpSettings {
+        let env = Env::from_fn(move |name| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        });
+        AmqpSettings::from_env(&env).unwrap()
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("RABBITMQ_HOST", "rabbitmq"),
+        ("RABBITMQ_USER", "billing"),
+        ("RABBITMQ_PASSWORD", "x"),
+    ];
+
+    #[test]
+    fn vhost_defaults_to_the_root_and_follows_rabbitmq_vhost() {
+        assert_eq!(settings(&BASE).vhost, "/");
+        const WITH_VHOST: [(&str, &str); 4] = [
+            BASE[0],
+            BASE[1],
+            BASE[2],
+            ("RABBITMQ_VHOST", "orchestrator"),
+        ];
+        assert_eq!(settings(&WITH_VHOST).vhost, "orchestrator");
     }
 }

@@ -286,3 +286,42 @@ async fn starts_before_its_database_and_becomes_ready_once_it_is_up() {
     inventory.assert_running();
     assert_eq!(inventory.status("/api/movies"), Some(200));
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432"]
+async fn on_sigterm_serves_unready_for_the_drain_delay_then_exits() {
+    let db = TestDb::create();
+    let mut env = db_env("INVENTORY", &db.settings);
+    env.push(("SHUTDOWN_DELAY_SECS".into(), "2".into()));
+    let mut inventory = ServiceProcess::spawn(
+        env!("CARGO_BIN_EXE_inventory-app"),
+        "INVENTORY_APP_PORT",
+        env,
+    );
+    eventually("/readyz to answer 200", Duration::from_secs(20), || async {
+        inventory.status("/readyz") == Some(200)
+    })
+    .await;
+
+    let sent = std::time::Instant::now();
+    inventory.terminate();
+    // Endpoints are being updated: unready, but every request still answered.
+    eventually("/readyz to answer 503", Duration::from_secs(1), || async {
+        inventory.status("/readyz") == Some(503)
+    })
+    .await;
+    assert_eq!(inventory.status("/api/movies"), Some(200));
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(inventory.status("/api/movies"), Some(200));
+    inventory.assert_running();
+
+    let status = inventory
+        .wait_exit(Duration::from_secs(10))
+        .expect("inventory-app still runs 10 s after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        sent.elapsed() >= Duration::from_secs(2),
+        "exited after {:?}, before the drain delay",
+        sent.elapsed()
+    );
+}

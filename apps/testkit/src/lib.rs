@@ -140,6 +140,7 @@ impl TestQueue {
                 port,
                 user: "guest".into(),
                 password: "guest".to_owned().into(),
+                vhost: "/".into(),
                 queue: unique_name("test"),
             },
         }
@@ -424,6 +425,29 @@ impl ServiceProcess {
 
     pub fn status(&self, path: &str) -> Option<u16> {
         http_status(self.port, path)
+    }
+
+    /// Sends SIGTERM, as the kubelet does to stop a pod.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// The exit status, once the process has exited within `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
