@@ -6,7 +6,10 @@
 #     p50/p99 latency, non-2xx answers;
 #   - POST /api/billing end to end, from the POST to the row committed:
 #     orders/s, and whether any confirmed order is missing;
-#   - each service's resident memory, idle and at its peak under load.
+#   - each service's resident memory, idle and at its peak under load;
+#   - each service's CPU, idle and under each load: millicores (1000 = one
+#     core busy) and CPU time per request (what the manifests' CPU requests
+#     are sized from).
 # Settings: DURATION (seconds per load, 15), CONNECTIONS (64).
 set -euo pipefail
 
@@ -76,13 +79,40 @@ memory() {
 }
 idle=$(memory VmRSS)
 
+# CPU time used so far by process PID, in ms (utime + stime of /proc/PID/stat).
+clock_ticks=$(getconf CLK_TCK)
+cpu_ms() { awk -v hz="$clock_ticks" '{ print ($14 + $15) * 1000 / hz }' "/proc/$1/stat"; }
+declare -A cpu_at
+cpu_mark() {
+  for app in inventory-app billing-app api-gateway; do cpu_at[$app]=$(cpu_ms "${pid_of[$app]}"); done
+  cpu_since=$(date +%s.%N)
+}
+# cpu_report [REQUESTS]: each service's millicores since cpu_mark (and ms per request)
+cpu_report() {
+  local now app used
+  now=$(date +%s.%N)
+  for app in inventory-app billing-app api-gateway; do
+    used=$(awk -v a="${cpu_at[$app]}" -v b="$(cpu_ms "${pid_of[$app]}")" 'BEGIN { print b - a }')
+    awk -v app="$app" -v used="$used" -v s="$cpu_since" -v e="$now" -v n="${1:-0}" 'BEGIN {
+      printf "  %-14s %5.0f millicores", app, used / (e - s)
+      if (n > 0) printf ", %.3f ms CPU per request", used / n
+      printf "\n" }'
+  done
+}
+cpu_mark
+sleep 10
+say "CPU, idle (10 s)"
+cpu_report
+
 for i in $(seq 100); do
   curl -fs -o /dev/null -H 'content-type: application/json' \
     -d "{\"title\": \"Movie $i\", \"description\": \"Benchmark movie number $i\"}" "$gateway/api/movies"
 done
 
 say "GET /api/movies (100 movies) through the gateway: $connections connections, ${duration}s"
+cpu_mark
 wrk -t2 -c"$connections" -d"${duration}s" --latency "$gateway/api/movies" >"$scratch/movies.txt"
+cpu_report "$(awk '/requests in/ { print $1 }' "$scratch/movies.txt")"
 awk '/Requests\/sec/ { print "  req/s        " $2 }
      $1 == "50%" { print "  p50 latency  " $2 }
      $1 == "99%" { print "  p99 latency  " $2 }
@@ -101,8 +131,10 @@ end
 LUA
 say "POST /api/billing to the row committed: $connections connections, ${duration}s"
 start=$(date +%s.%N)
+cpu_mark
 wrk -t2 -c"$connections" -d"${duration}s" --latency -s "$scratch/order.lua" "$gateway" >"$scratch/orders.txt"
 requests=$(awk '/requests in/ { print $1 }' "$scratch/orders.txt")
+cpu_report "$requests"
 refused=$(awk '/Non-2xx/ { print $NF }' "$scratch/orders.txt")
 confirmed=$((requests - ${refused:-0}))
 rows() { psql_admin -d "${run}_orders" -c 'SELECT count(*) FROM orders'; }
