@@ -36,7 +36,8 @@ say "checkov on dockerfiles/"
 
 say "detect-secrets against .secrets.baseline"
 cp .secrets.baseline "$work/baseline"
-"$venv/bin/detect-secrets" scan --baseline "$work/baseline"
+# The scan reads the copy; the original, full of hashes, is not a source file.
+"$venv/bin/detect-secrets" scan --baseline "$work/baseline" --exclude-files '^\.secrets\.baseline$'
 "$venv/bin/python" - "$work/baseline" <<'PY'
 import json
 import sys
