@@ -234,14 +234,22 @@ rc=0
 wait "$waiter" || rc=$?
 # Its vagrant children must be gone when it returns (they hold the machines' locks,
 # so "run it again" would fail); wait for stragglers, up to a minute, before resuming.
-sleep 2
-left=$(pgrep -g "$pgid" | wc -l) t_left=$SECONDS
-while pgrep -g "$pgid" >/dev/null && [ $((SECONDS - t_left)) -lt 60 ]; do sleep 1; done
+# They run in process groups of their own (the CLI stops them itself), all in the copy.
+left_behind() {
+  {
+    pgrep -g "$pgid"
+    for p in $(pgrep -f /usr/bin/vagrant); do
+      [ "$(readlink "/proc/$p/cwd")" = "$COPY" ] && echo "$p"
+    done
+  } | sort -u
+}
+left=$(left_behind | wc -l) t_left=$SECONDS
+while [ -n "$(left_behind)" ] && [ $((SECONDS - t_left)) -lt 60 ]; do sleep 1; done
 if [ $rc -ne 0 ] && [ "$left" = 0 ]; then
   pass create-interrupted $((SECONDS - t)) "exit $rc after Ctrl-C during the boot; no process left"
 else
-  fail create-interrupted $((SECONDS - t)) "exit $rc; $left process(es) of its group still ran 2 s after it returned (gone after $((SECONDS - t_left)) s more); log $LOGS/create-interrupted.log"
-  pkill -KILL -g "$pgid"
+  fail create-interrupted $((SECONDS - t)) "exit $rc; $left process(es) it started still ran when it returned (gone after $((SECONDS - t_left)) s more); log $LOGS/create-interrupted.log"
+  left_behind | xargs -r kill -KILL
 fi
 since=$(date +%s)
 step create-resumed 0 "cluster created" orch create
