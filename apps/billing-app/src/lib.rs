@@ -45,6 +45,8 @@ impl Config {
 
 /// Deliveries in flight at once, and so the largest batch committed at once.
 const PREFETCH: u16 = 200;
+/// How long a stop waits for the batch in hand to be stored and acknowledged.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 const POOL_SIZE: u32 = 4;
 
 /// What billing-app's HTTP side and its consumer share: the database, and
@@ -178,11 +180,18 @@ async fn consume_session(
                 anyhow::bail!("the broker ended the consumer");
             };
             let batch = batch.into_iter().collect::<lapin::Result<Vec<_>>>()?;
-            // Stopping mid-batch is safe: what is not acknowledged yet is
-            // redelivered, and stored once thanks to its message id.
+            let store = store_batch(&billing.db.pool, batch);
+            tokio::pin!(store);
             tokio::select! {
-                () = stop.as_mut() => return Ok(()),
-                stored = store_batch(&billing.db.pool, batch) => stored?,
+                stored = &mut store => stored?,
+                () = stop.as_mut() => {
+                    // A clean stop lets the batch in hand be stored and
+                    // acknowledged; one that cannot finish (the database is
+                    // away) is redelivered later, and stored once thanks to
+                    // its message id.
+                    let _ = tokio::time::timeout(STOP_GRACE, store).await;
+                    return Ok(());
+                }
             }
         }
     }
