@@ -108,15 +108,18 @@ run_installer() {
 # Gives up, printing the service's last journal lines, after $1 seconds, or as
 # soon as the journal shows a fatal error or the service has failed 3 times.
 start_service() {
-  local deadline=$((SECONDS + $1)) since state restarts
+  local deadline=$((SECONDS + $1)) since state restarts before
   since=$(date '+%Y-%m-%d %H:%M:%S')
+  # systemd keeps counting restarts across a manual restart: count only this start's.
+  before=$(systemctl show -p NRestarts --value "$SERVICE" 2>/dev/null) || before=0
   say "starting the $SERVICE service (up to $1s)"
   systemctl restart --no-block "$SERVICE"
   while :; do
     state=$(systemctl is-active "$SERVICE" 2>/dev/null) || true
     [[ $state == active ]] && return
     restarts=$(systemctl show -p NRestarts --value "$SERVICE" 2>/dev/null) || restarts=0
-    if ((SECONDS >= deadline)) || [[ $state == failed ]] || ((${restarts:-0} >= 3)) ||
+    restarts=$((${restarts:-0} - ${before:-0}))
+    if ((SECONDS >= deadline)) || [[ $state == failed ]] || ((restarts >= 3)) ||
       journalctl -u "$SERVICE" --since "$since" --no-pager -o cat 2>/dev/null | grep -Eq "$FATAL_JOURNAL"; then
       printf '%s: the last lines of journalctl -u %s:\n' "$ROLE" "$SERVICE" >&2
       journalctl -u "$SERVICE" --since "$since" --no-pager -o cat -n 15 2>/dev/null | sed 's/^/  | /' >&2 || true

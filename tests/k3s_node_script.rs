@@ -29,6 +29,9 @@ enum Service {
     WrongToken,
     /// Never becomes active and says nothing fatal (an unreachable server).
     Hangs,
+    /// Becomes active on the second look, while systemd still counts the
+    /// restarts of an earlier failed run (a repaired token).
+    RejoinsAfterFailures,
 }
 
 struct Run {
@@ -43,8 +46,12 @@ impl Vm {
         let vm = Vm {
             root: tempfile::tempdir().unwrap(),
         };
+        let (polls_before_active, restarts) = match service {
+            Service::RejoinsAfterFailures => (1, 3),
+            _ => (0, 0),
+        };
         let (active, journal) = match service {
-            Service::Joins => ("active", "k3s agent is up"),
+            Service::Joins | Service::RejoinsAfterFailures => ("active", "k3s agent is up"),
             Service::WrongToken => (
                 "activating",
                 "level=fatal msg=\"Failed to validate connection to cluster at https://192.168.56.10:6443: token is not valid\"",
@@ -69,9 +76,11 @@ case "$1" in
     exec sleep 60 ;;
   is-active)
     [ -f "$VM/started" ] || {{ echo inactive; exit 3; }}
+    echo x >> "$VM/polls"
+    [ "$(wc -l < "$VM/polls")" -gt {polls_before_active} ] || {{ echo activating; exit 3; }}
     [ "$2" = --quiet ] || echo {active}
     [ "{active}" = active ] ;;
-  show) echo 0 ;;
+  show) echo {restarts} ;;
   *) exit 0 ;;
 esac
 "#
@@ -214,6 +223,21 @@ fn an_agent_with_a_wrong_token_fails_fast_and_prints_its_journal() {
         !vm.path("state/k3s-agent.settings").exists(),
         "a failed join must not be recorded as provisioned"
     );
+}
+
+#[test]
+fn a_repaired_agent_joins_although_systemd_still_counts_the_failed_run() {
+    let vm = Vm::new(Service::RejoinsAfterFailures);
+    let release = vm.path("release").display().to_string();
+    let run = vm.provision_agent(&[("K3S_RELEASE_DIR", &release)]);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(vm.path("state/k3s-agent.settings").exists());
 }
 
 #[test]
