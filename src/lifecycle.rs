@@ -10,9 +10,12 @@
 //! host-only network — then each agent boots and joins beside the master's
 //! provisioning, since the agents' script waits for the master's API itself.
 //!
-//! A VM left running by a boot that failed or was interrupted has no private
-//! address until it reboots: a marker per machine, set while its `up` runs,
-//! tells `create` and `start` to reload it first.
+//! A boot that failed or was interrupted leaves a marker per machine (set
+//! while its `up` runs) for `create` and `start` to repair it first: a VM
+//! whose very first boot did not finish never had its private network
+//! configured, and a later `up` does not do it (seen on real libvirt VMs), so
+//! it is destroyed and created again; any other VM left running has no
+//! private address until it is reloaded.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -36,6 +39,18 @@ use crate::vagrant::{Machine, Vagrant};
 
 /// The port the K3s API server listens on.
 const API_PORT: u16 = 6443;
+
+/// What a boot marker says of a machine's first boot, which creates it.
+const FIRST_BOOT: &str = "first boot";
+
+/// A boot that failed or was interrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unfinished {
+    /// The boot that created the machine: its private network was never configured.
+    FirstBoot,
+    /// A later boot.
+    Boot,
+}
 
 /// How long `create` on a running cluster waits for a node before it
 /// provisions that node again (a healthy one renews its lease every 10 s).
@@ -108,7 +123,7 @@ impl<'a> Cluster<'a> {
         let machines = self.machines().await?;
         let finished = machines
             .iter()
-            .all(|m| m.is_running() && !self.half_booted(m));
+            .all(|m| m.is_running() && self.unfinished(m).is_none());
         if finished && self.state.kubeconfig().exists() {
             self.reporter
                 .note("every VM is running: checking the cluster");
@@ -160,7 +175,7 @@ impl<'a> Cluster<'a> {
         self.wait_ready(self.ready_timeout()).await.map_err(|err| {
             repair_hint(
                 err,
-                "`orchestrator create` provisions a node that does not come back again",
+                "to repair a node that does not come back, run `orchestrator create`: it provisions it again",
             )
         })
     }
@@ -190,7 +205,7 @@ impl<'a> Cluster<'a> {
     /// the cluster's local state; keeps the stack's credentials.
     pub async fn destroy(&self) -> anyhow::Result<Destroyed> {
         self.require_tools()?;
-        self.task("destroy VMs", self.vagrant.destroy("destroy VMs"))
+        self.task("destroy VMs", self.vagrant.destroy("destroy VMs", &[]))
             .await?;
         let user_path = kubeconfig::user_path()?;
         let removed = self
@@ -297,29 +312,53 @@ impl<'a> Cluster<'a> {
         Ok(())
     }
 
-    /// Whether `machine` is running because a boot that failed or was
-    /// interrupted left it so (its private network is not up).
-    fn half_booted(&self, machine: &Machine) -> bool {
-        machine.is_running() && self.state.boot_marker(&machine.name).exists()
+    /// Which boot of this existing machine failed or was interrupted, if any.
+    fn unfinished(&self, machine: &Machine) -> Option<Unfinished> {
+        let marker = std::fs::read_to_string(self.state.boot_marker(&machine.name)).ok()?;
+        machine.is_created().then_some(match marker.trim() {
+            FIRST_BOOT => Unfinished::FirstBoot,
+            _ => Unfinished::Boot,
+        })
     }
 
-    /// Reboots the half-booted machines, boots the others that are not
-    /// running, in the order the provider needs (see the module's comment),
-    /// and provisions every machine when `provision` is set.
+    /// Repairs what broken boots left (see the module's comment), boots the
+    /// machines that are not running, in the order the provider needs, and
+    /// provisions every machine when `provision` is set.
     async fn bring_up(&self, machines: &[Machine], provision: bool) -> anyhow::Result<()> {
-        let half_booted: Vec<&str> = machines
-            .iter()
-            .filter(|m| self.half_booted(m))
-            .map(|m| m.name.as_str())
-            .collect();
+        let with = |kind: Unfinished, running: bool| -> Vec<&str> {
+            machines
+                .iter()
+                .filter(|m| self.unfinished(m) == Some(kind) && (m.is_running() || !running))
+                .map(|m| m.name.as_str())
+                .collect()
+        };
+        let (never_booted, half_booted) = (
+            with(Unfinished::FirstBoot, false),
+            with(Unfinished::Boot, true),
+        );
+        if !never_booted.is_empty() {
+            let step = format!(
+                "remove {} (its first boot did not finish)",
+                never_booted.join(", ")
+            );
+            self.task(&step, self.vagrant.destroy(&step, &never_booted))
+                .await?;
+        }
         if !half_booted.is_empty() {
             let step = format!("reboot {}", half_booted.join(", "));
             let reload = self.vagrant.reload(&step, &half_booted);
-            self.task(&step, self.marked(&half_booted, reload)).await?;
+            self.task(&step, self.marked(&half_booted, &[], reload))
+                .await?;
         }
         let down: Vec<&str> = machines
             .iter()
-            .filter(|m| !m.is_running())
+            .filter(|m| !m.is_running() || never_booted.contains(&m.name.as_str()))
+            .map(|m| m.name.as_str())
+            .collect();
+        // Machines that will be created by their boot.
+        let first: Vec<&str> = machines
+            .iter()
+            .filter(|m| !m.is_created() || never_booted.contains(&m.name.as_str()))
             .map(|m| m.name.as_str())
             .collect();
         let names = self.config.cluster.machines();
@@ -328,7 +367,7 @@ impl<'a> Cluster<'a> {
             .expect("the master is always configured");
         match self.config.cluster.provider {
             Provider::Libvirt => {
-                self.boot(&down).await?;
+                self.boot(&down, &first).await?;
                 if provision {
                     first_error(join_all(names.iter().map(|m| self.provision(m))).await)?;
                 }
@@ -337,7 +376,7 @@ impl<'a> Cluster<'a> {
             Provider::Virtualbox => {
                 let booted = |name: &str| !down.contains(&name);
                 if !booted(master) {
-                    self.boot(&[master]).await?;
+                    self.boot(&[master], &first).await?;
                 }
                 let master_side = async {
                     match provision {
@@ -345,9 +384,10 @@ impl<'a> Cluster<'a> {
                         false => Ok(()),
                     }
                 };
+                let first = &first;
                 let agent_sides = agents.iter().map(|agent| async move {
                     if !booted(agent) {
-                        self.boot(&[agent]).await?;
+                        self.boot(&[agent], first).await?;
                     }
                     match provision {
                         true => self.provision(agent).await,
@@ -360,24 +400,32 @@ impl<'a> Cluster<'a> {
         }
     }
 
-    /// Boots `machines` (none: nothing to do) with one `vagrant up`.
-    async fn boot(&self, machines: &[&str]) -> anyhow::Result<()> {
+    /// Boots `machines` (none: nothing to do) with one `vagrant up`; those in
+    /// `first` are created by it.
+    async fn boot(&self, machines: &[&str], first: &[&str]) -> anyhow::Result<()> {
         if machines.is_empty() {
             return Ok(());
         }
         let step = format!("boot {}", machines.join(", "));
         let up = self.vagrant.up(&step, machines);
-        self.task(&step, self.marked(machines, up)).await
+        self.task(&step, self.marked(machines, first, up)).await
     }
 
-    /// Runs a boot of `machines` with their boot markers set until it succeeds.
+    /// Runs a boot of `machines` with their boot markers set until it
+    /// succeeds; those in `first` are created by it.
     async fn marked(
         &self,
         machines: &[&str],
+        first: &[&str],
         boot: impl Future<Output = anyhow::Result<()>>,
     ) -> anyhow::Result<()> {
         for machine in machines {
-            state::write_private(&self.state.boot_marker(machine), b"")?;
+            let marker = if first.contains(machine) {
+                FIRST_BOOT
+            } else {
+                ""
+            };
+            state::write_private(&self.state.boot_marker(machine), marker.as_bytes())?;
         }
         boot.await?;
         for machine in machines {

@@ -164,11 +164,10 @@ impl Vagrant {
             .map(drop)
     }
 
-    /// Destroys every machine of the Vagrantfile.
-    pub async fn destroy(&self, step: &str) -> anyhow::Result<()> {
-        self.run(step, &["destroy", "-f"], Stdout::Log)
-            .await
-            .map(drop)
+    /// Destroys `machines`, or every machine of the Vagrantfile when none is named.
+    pub async fn destroy(&self, step: &str, machines: &[&str]) -> anyhow::Result<()> {
+        let args: Vec<&str> = ["destroy", "-f"].iter().chain(machines).copied().collect();
+        self.run(step, &args, Stdout::Log).await.map(drop)
     }
 
     /// The master's admin kubeconfig. It holds credentials: it is captured,

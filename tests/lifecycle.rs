@@ -216,13 +216,17 @@ fn a_failed_agent_boot_is_reported_and_the_next_create_resumes() {
     sandbox.clear_calls();
     sandbox.run(&["create"]).expect_code(4);
     let calls = sandbox.vagrant_calls();
-    // Rebooted before its provisioning, which would fail without a private address.
+    // Its first boot never configured its private network: created again.
     assert_eq!(
         calls
             .iter()
             .filter(|c| c.contains(" agent"))
             .collect::<Vec<_>>(),
-        ["reload --no-provision agent", "provision agent"],
+        [
+            "destroy -f agent",
+            "up --no-provision agent",
+            "provision agent"
+        ],
         "{calls:?}"
     );
     assert!(
@@ -353,9 +357,37 @@ fn ctrl_c_during_create_exits_130_and_the_next_create_resumes() {
     assert!(sandbox.state_file("kubeconfig").exists());
     assert_eq!(sandbox.machine("agent"), "running");
     let calls = sandbox.vagrant_calls();
+    let master: Vec<&String> = calls.iter().filter(|c| c.contains("master")).collect();
+    assert_eq!(
+        master[..2],
+        ["destroy -f master", "up --no-provision master"],
+        "the master's interrupted first boot is done again: {calls:?}"
+    );
+}
+
+#[test]
+fn a_later_boot_left_half_done_is_rebooted_not_recreated() {
+    let mut sandbox = Sandbox::new(&CONFIG.replace(
+        "ready_timeout_secs = 1\n",
+        "ready_timeout_secs = 1\nstep_timeout_secs = 1\n",
+    ));
+    sandbox.run(&["create"]).expect_code(4);
+    sandbox.set_machine("master", "poweroff");
+    sandbox.env("FAKE_VAGRANT_DELAY", "30");
+    sandbox
+        .run(&["start"])
+        .expect_code(1)
+        .stderr_has("boot master took longer than cluster.step_timeout_secs");
+    assert_eq!(sandbox.machine("master"), "running");
+
+    sandbox.env("FAKE_VAGRANT_DELAY", "0");
+    sandbox.clear_calls();
+    sandbox.run(&["start"]).expect_code(4);
+    let calls = sandbox.vagrant_calls();
     assert!(
-        calls.contains(&"reload --no-provision master".to_string()),
-        "the half-booted master is rebooted: {calls:?}"
+        calls.contains(&"reload --no-provision master".to_string())
+            && !calls.iter().any(|c| c.starts_with("destroy")),
+        "{calls:?}"
     );
 }
 
@@ -399,7 +431,8 @@ fn a_step_over_its_time_limit_is_stopped_named_and_resumed() {
             .filter(|c| c.contains("master"))
             .collect::<Vec<_>>(),
         [
-            "reload --no-provision master",
+            "destroy -f master",
+            "up --no-provision master",
             "provision master",
             "ssh master -c sudo cat /etc/rancher/k3s/k3s.yaml"
         ],

@@ -41,7 +41,7 @@ fn start_does_not_trust_a_ready_node_without_a_fresh_heartbeat() {
     run.expect_code(1)
         .stderr_has("nodes not Ready after 5s")
         .stderr_has("  agent: Ready=True is stale: no heartbeat since")
-        .stderr_has("`orchestrator create` provisions a node that does not come back again");
+        .stderr_has("to repair a node that does not come back, run `orchestrator create`: it provisions it again");
     assert!(!run.stderr().contains("  master:"), "{}", run.stderr());
     assert!(
         !run.stdout().contains("cluster started"),

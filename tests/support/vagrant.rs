@@ -94,8 +94,11 @@ case "$1" in
     [ "$(state "$2")" = not_created ] || echo poweroff > "$D/machines/$2"
     ;;
   destroy)
-    for m in $(machines); do step destroy "$m"; done
-    rm -f "$D"/machines/*
+    shift 2
+    for m in ${*:-$(machines)}; do
+      step destroy "$m"
+      rm -f "$D/machines/$m"
+    done
     ;;
   ssh)
     [ "$(state "$2")" = running ] || { echo "VM must be running to ssh" >&2; exit 1; }
