@@ -93,7 +93,18 @@ VERSION=$(sed -n 's/^k3s_version = "\(.*\)"$/\1/p' "$COPY/orchestrator.toml")
 say "project copy $COPY, K3s $VERSION, logs in $LOGS"
 
 # --- helpers -------------------------------------------------------------------------------
-in_ns() { "$SIM/run.sh" "$@"; }
+# run.sh re-defines the harness's private network before each command and
+# fails once vagrant-libvirt has made its own on that address (it does when
+# `create` destroys one VM to redo its interrupted first boot): then the command
+# runs in the namespace as run.sh would run it.
+in_ns() {
+  if "$SIM/networks.sh" >/dev/null 2>&1; then
+    "$SIM/run.sh" "$@"
+  else
+    # shellcheck source=/dev/null
+    (. "$SIM/lib.sh" && exec ip netns exec "$VM_SIM_NETNS" "$@")
+  fi
+}
 orch() { (cd "$COPY" && in_ns env KUBECONFIG="$KCFG" "$BIN" "$@"); }
 # vagrant as the CLI runs it (the settings it passes that matter after the boot).
 vagrant_() { (cd "$COPY" && in_ns env VAGRANT_DEFAULT_PROVIDER=libvirt ORCH_BOX="$BOX" vagrant "$@"); }
