@@ -1,6 +1,7 @@
 //! inventory-app: the movies CRUD over PostgreSQL.
 
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -10,7 +11,7 @@ use service_common::extract::{JsonBody, PathParam, QueryParams};
 use service_common::postgres::{Database, DbSettings};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
+use sqlx::{FromRow, PgPool, Postgres, Row};
 
 pub struct Config {
     pub db: DbSettings,
@@ -55,21 +56,30 @@ pub fn app(db: Database) -> Router {
     })
 }
 
+/// A movie as the API shows it. The list reads it with `&str` fields
+/// borrowed from the rows, so no field is copied between the database's
+/// answer and the JSON.
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
-pub struct Movie {
+pub struct Movie<Text = String> {
     pub id: i32,
-    pub title: String,
-    pub description: String,
+    pub title: Text,
+    pub description: Text,
 }
 
-/// Columns read by position, in the order every query selects them: the
-/// derived implementation looks each one up by name, for every row.
-impl sqlx::FromRow<'_, PgRow> for Movie {
-    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+/// Columns read by position and without sqlx's type check, in the order and
+/// of the types every query here selects them (`id, title, description`;
+/// tests cover each query): the derived implementation looks each column up
+/// by name, and the check compares type descriptions, for every field of
+/// every row — together a fifth of the list's instructions.
+impl<'r, Text> sqlx::FromRow<'r, PgRow> for Movie<Text>
+where
+    Text: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
+{
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
         Ok(Movie {
-            id: row.try_get(0)?,
-            title: row.try_get(1)?,
-            description: row.try_get(2)?,
+            id: row.try_get_unchecked(0)?,
+            title: row.try_get_unchecked(1)?,
+            description: row.try_get_unchecked(2)?,
         })
     }
 }
@@ -106,10 +116,10 @@ fn not_found(id: i32) -> ApiError {
 async fn list(
     State(pool): State<PgPool>,
     QueryParams(filter): QueryParams<TitleFilter>,
-) -> Result<Json<Vec<Movie>>, ApiError> {
+) -> Result<Response, ApiError> {
     // strpos rather than LIKE: the filter is a plain substring, so `%` and
     // `_` in it match themselves.
-    let movies = sqlx::query_as(
+    let rows = sqlx::query(
         "SELECT id, title, description FROM movies \
          WHERE $1::text IS NULL OR strpos(lower(title), lower($1)) > 0 \
          ORDER BY id",
@@ -117,7 +127,11 @@ async fn list(
     .bind(filter.title)
     .fetch_all(&pool)
     .await?;
-    Ok(Json(movies))
+    let movies = rows
+        .iter()
+        .map(Movie::<&str>::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(movies).into_response())
 }
 
 async fn create(

@@ -170,6 +170,29 @@ async fn trailing_slashes_are_accepted() {
     assert_eq!(call(&app, "GET", "/healthz/", None).await.0, StatusCode::OK);
 }
 
+/// The list is encoded by PostgreSQL, the single movie by serde: both must
+/// carry any title unchanged.
+#[tokio::test]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432"]
+async fn the_list_carries_any_text_unchanged() {
+    let db = TestDb::create();
+    let app = inventory(&db).await;
+    let title = "\"Quoted\" \\ back\\slash / tab\t line\n bell\u{7} é 映画 🎬";
+    let body = json!({ "title": title, "description": "\u{1f}\r" }).to_string();
+    let (status, created) = call(&app, "POST", "/api/movies", Some(&body)).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(created["title"], title);
+    let second = add(&app, "Heat").await;
+    assert_eq!(
+        call(&app, "GET", "/api/movies", None).await,
+        (StatusCode::OK, json!([created, second]))
+    );
+    assert_eq!(
+        call(&app, "GET", "/api/movies?title=%E6%98%A0%E7%94%BB", None).await,
+        (StatusCode::OK, json!([created]))
+    );
+}
+
 #[tokio::test]
 #[ignore = "needs PostgreSQL on 127.0.0.1:5432"]
 async fn title_filter_is_a_case_insensitive_substring_and_only_that() {

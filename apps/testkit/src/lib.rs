@@ -279,12 +279,18 @@ pub async fn call(
         .await
         .unwrap();
     let status = response.status();
+    let content_type = response.headers().get("content-type").cloned();
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .unwrap();
     let json = if bytes.is_empty() {
         serde_json::Value::Null
     } else {
+        assert_eq!(
+            content_type.as_ref().and_then(|value| value.to_str().ok()),
+            Some("application/json"),
+            "{method} {uri}: the content type of a JSON answer"
+        );
         serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| panic!("{method} {uri}: not JSON: {bytes:?}"))
     };
