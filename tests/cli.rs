@@ -3,6 +3,9 @@
 
 mod support;
 
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+
 use support::vagrant::{Run, Sandbox};
 
 const CONFIG: &str = "[cluster]\nmaster_ip = \"127.0.0.2\"\nready_timeout_secs = 1\n";
@@ -62,6 +65,39 @@ fn has_style(text: &str) -> bool {
     })
 }
 
+/// Runs the binary with `args` on a terminal that `script` provides, with the
+/// sandbox's environment plus `env`, its stdout sent to `stdout_file` if given.
+/// Returns the exit status and what the terminal showed.
+fn run_on_a_terminal(
+    sandbox: &Sandbox,
+    args: &[&str],
+    stdout_file: Option<&Path>,
+    env: &[(&str, &str)],
+) -> (ExitStatus, String) {
+    let command = sandbox.command(args);
+    let mut line = format!(
+        "'{}' {}",
+        command.get_program().to_string_lossy(),
+        args.join(" ")
+    );
+    if let Some(file) = stdout_file {
+        line += &format!(" > '{}'", file.display());
+    }
+    let terminal = sandbox.root.join("terminal");
+    let status = Command::new("/usr/bin/script")
+        .args(["-q", "-e", "-c", &line])
+        .arg(&terminal)
+        .current_dir(&sandbox.project)
+        .env_clear()
+        .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env("TERM", "xterm-256color")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    (status, sandbox.read(&terminal))
+}
+
 /// A sandbox whose two VMs are running, for `stop`.
 fn running_cluster() -> Sandbox {
     let sandbox = Sandbox::new(CONFIG);
@@ -83,27 +119,9 @@ fn progress_goes_to_stderr_and_only_the_result_to_stdout() {
 fn on_a_terminal_stdout_redirected_to_a_file_gets_only_the_result() {
     let sandbox = running_cluster();
     let out = sandbox.root.join("stdout");
-    let err = sandbox.root.join("terminal");
-    // `script` gives the command a terminal; its stdout goes to a file.
-    let command = sandbox.command(&["stop"]);
-    let line = format!(
-        "'{}' stop > '{}'",
-        command.get_program().to_string_lossy(),
-        out.display()
-    );
-    let status = std::process::Command::new("/usr/bin/script")
-        .args(["-q", "-e", "-c", &line])
-        .arg(&err)
-        .current_dir(&sandbox.project)
-        .env_clear()
-        .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
-        .env("TERM", "xterm-256color")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
+    let (status, terminal) = run_on_a_terminal(&sandbox, &["stop"], Some(&out), &[]);
     assert!(status.success());
     assert_eq!(sandbox.read(&out), "cluster stopped\n");
-    let terminal = sandbox.read(&err);
     assert!(terminal.contains("stop agent"), "{terminal}");
     assert!(has_style(&terminal), "colour on the terminal: {terminal:?}");
 }
@@ -124,26 +142,8 @@ fn no_color_on_a_terminal_and_clicolor_force_off_it() {
     forced.expect_code(2);
     assert!(has_style(&forced.stderr()), "{:?}", forced.stderr());
 
-    let err = sandbox.root.join("terminal");
-    let command = sandbox.command(&args);
-    let line = format!(
-        "'{}' {}",
-        command.get_program().to_string_lossy(),
-        args.join(" ")
-    );
-    let status = std::process::Command::new("/usr/bin/script")
-        .args(["-q", "-e", "-c", &line])
-        .arg(&err)
-        .current_dir(&sandbox.project)
-        .env_clear()
-        .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
-        .env("TERM", "xterm-256color")
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
+    let (status, terminal) = run_on_a_terminal(&sandbox, &args, None, &[("NO_COLOR", "1")]);
     assert_eq!(status.code(), Some(2));
-    let terminal = sandbox.read(&err);
     assert!(terminal.contains("error: --since soon"), "{terminal}");
     assert!(!has_style(&terminal), "NO_COLOR: {terminal:?}");
 }

@@ -191,6 +191,28 @@ systemctl restart k3s-agent || exit 1
             took,
         }
     }
+
+    /// Runs `k3s-node.sh agent` with the host's copy of the release in
+    /// `K3S_RELEASE_DIR`, as `create` provisions, plus `extra` variables.
+    fn provision_agent_from_release(&self, extra: &[(&str, &str)]) -> Run {
+        let release = self.path("release").display().to_string();
+        let mut vars = vec![("K3S_RELEASE_DIR", release.as_str())];
+        vars.extend_from_slice(extra);
+        self.provision_agent(&vars)
+    }
+}
+
+impl Run {
+    /// Panics with both streams unless the script exited with `code`.
+    fn expect_code(&self, code: i32) {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+    }
 }
 
 fn write_exec(path: &Path, text: &str) {
@@ -201,8 +223,7 @@ fn write_exec(path: &Path, text: &str) {
 #[test]
 fn an_agent_with_a_wrong_token_fails_fast_and_prints_its_journal() {
     let vm = Vm::new(Service::WrongToken);
-    let release = vm.path("release").display().to_string();
-    let run = vm.provision_agent(&[("K3S_RELEASE_DIR", &release)]);
+    let run = vm.provision_agent_from_release(&[]);
     assert!(
         run.code.is_some(),
         "k3s-node.sh blocked on systemd for {:?}; stdout:\n{}\nstderr:\n{}",
@@ -228,30 +249,15 @@ fn an_agent_with_a_wrong_token_fails_fast_and_prints_its_journal() {
 #[test]
 fn a_repaired_agent_joins_although_systemd_still_counts_the_failed_run() {
     let vm = Vm::new(Service::RejoinsAfterFailures);
-    let release = vm.path("release").display().to_string();
-    let run = vm.provision_agent(&[("K3S_RELEASE_DIR", &release)]);
-    assert_eq!(
-        run.code,
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        run.stdout,
-        run.stderr
-    );
+    vm.provision_agent_from_release(&[]).expect_code(0);
     assert!(vm.path("state/k3s-agent.settings").exists());
 }
 
 #[test]
 fn an_agent_that_never_starts_gives_up_at_its_deadline() {
     let vm = Vm::new(Service::Hangs);
-    let release = vm.path("release").display().to_string();
-    let run = vm.provision_agent(&[("K3S_RELEASE_DIR", &release), ("K3S_START_SECONDS", "3")]);
-    assert_eq!(
-        run.code,
-        Some(1),
-        "stdout:\n{}\nstderr:\n{}",
-        run.stdout,
-        run.stderr
-    );
+    let run = vm.provision_agent_from_release(&[("K3S_START_SECONDS", "3")]);
+    run.expect_code(1);
     assert!(
         run.took >= Duration::from_secs(3) && run.took < Duration::from_secs(10),
         "took {:?}",
@@ -268,15 +274,7 @@ fn an_agent_that_never_starts_gives_up_at_its_deadline() {
 #[test]
 fn the_host_copy_of_the_release_is_installed_without_any_download() {
     let vm = Vm::new(Service::Joins);
-    let release = vm.path("release").display().to_string();
-    let run = vm.provision_agent(&[("K3S_RELEASE_DIR", &release)]);
-    assert_eq!(
-        run.code,
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        run.stdout,
-        run.stderr
-    );
+    vm.provision_agent_from_release(&[]).expect_code(0);
     let installer_env = std::fs::read_to_string(vm.path("installer-env")).unwrap();
     assert!(
         installer_env.contains("INSTALL_K3S_SKIP_DOWNLOAD=true")
@@ -295,22 +293,15 @@ fn the_host_copy_of_the_release_is_installed_without_any_download() {
     let installed = std::fs::read_to_string(vm.path("usr-local-bin-k3s")).unwrap();
     assert!(installed.contains("v1.31.6+k3s1"));
     // Provisioned once, a re-run changes nothing.
-    let again = vm.provision_agent(&[("K3S_RELEASE_DIR", &release)]);
-    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    let again = vm.provision_agent_from_release(&[]);
+    again.expect_code(0);
     assert!(again.stdout.contains("nothing to do"), "{}", again.stdout);
 }
 
 #[test]
 fn without_a_release_dir_the_vm_downloads_the_installer() {
     let vm = Vm::new(Service::Joins);
-    let run = vm.provision_agent(&[]);
-    assert_eq!(
-        run.code,
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        run.stdout,
-        run.stderr
-    );
+    vm.provision_agent(&[]).expect_code(0);
     assert!(vm.calls().contains("https://get.k3s.io"), "{}", vm.calls());
     let installer_env = std::fs::read_to_string(vm.path("installer-env")).unwrap();
     assert!(!installer_env.contains("INSTALL_K3S_SKIP_DOWNLOAD"));
@@ -321,9 +312,7 @@ fn a_re_created_vm_presents_the_same_node_password() {
     let first = Vm::new(Service::Joins);
     let second = Vm::new(Service::Joins);
     for vm in [&first, &second] {
-        let release = vm.path("release").display().to_string();
-        let run = vm.provision_agent(&[("K3S_RELEASE_DIR", &release)]);
-        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        vm.provision_agent_from_release(&[]).expect_code(0);
     }
     let password = |vm: &Vm| std::fs::read_to_string(vm.path("etc-rancher-node/password")).unwrap();
     assert_eq!(password(&first), password(&second));
@@ -332,9 +321,9 @@ fn a_re_created_vm_presents_the_same_node_password() {
 
     // Another node name or another cluster token: another password.
     let other = Vm::new(Service::Joins);
-    let release = other.path("release").display().to_string();
-    let run = other.provision_agent(&[("K3S_RELEASE_DIR", &release), ("K3S_TOKEN", "another")]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    other
+        .provision_agent_from_release(&[("K3S_TOKEN", "another")])
+        .expect_code(0);
     assert_ne!(password(&first), password(&other));
 }
 
@@ -343,9 +332,7 @@ fn an_existing_node_password_is_kept() {
     let vm = Vm::new(Service::Joins);
     std::fs::create_dir_all(vm.path("etc-rancher-node")).unwrap();
     std::fs::write(vm.path("etc-rancher-node/password"), "chosen-by-k3s\n").unwrap();
-    let release = vm.path("release").display().to_string();
-    let run = vm.provision_agent(&[("K3S_RELEASE_DIR", &release)]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    vm.provision_agent_from_release(&[]).expect_code(0);
     assert_eq!(
         std::fs::read_to_string(vm.path("etc-rancher-node/password")).unwrap(),
         "chosen-by-k3s\n"
@@ -356,9 +343,7 @@ fn an_existing_node_password_is_kept() {
 fn ubuntu_24_04_gets_the_flannel_checksum_offload_workaround() {
     let vm = Vm::new(Service::Joins);
     std::fs::write(vm.path("os-release"), "ID=ubuntu\nVERSION_ID=\"24.04\"\n").unwrap();
-    let release = vm.path("release").display().to_string();
-    let run = vm.provision_agent(&[("K3S_RELEASE_DIR", &release)]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    vm.provision_agent_from_release(&[]).expect_code(0);
     let rule = std::fs::read_to_string(vm.path("udev-rules/90-flannel-checksum.rules")).unwrap();
     assert!(
         rule.contains("KERNEL==\"flannel.1\"")
@@ -370,8 +355,6 @@ fn ubuntu_24_04_gets_the_flannel_checksum_offload_workaround() {
 #[test]
 fn other_guests_get_no_flannel_workaround() {
     let vm = Vm::new(Service::Joins);
-    let release = vm.path("release").display().to_string();
-    let run = vm.provision_agent(&[("K3S_RELEASE_DIR", &release)]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    vm.provision_agent_from_release(&[]).expect_code(0);
     assert!(!vm.path("udev-rules").exists());
 }

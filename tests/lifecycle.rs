@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -37,6 +38,27 @@ fn user_kubeconfig_with_other_context(sandbox: &Sandbox) {
 
 fn yaml(text: &str) -> serde_yaml::Value {
     serde_yaml::from_str(text).unwrap()
+}
+
+/// CONFIG with every vagrant step limited to 1 s.
+fn config_with_step_timeout() -> String {
+    CONFIG.replace(
+        "ready_timeout_secs = 1\n",
+        "ready_timeout_secs = 1\nstep_timeout_secs = 1\n",
+    )
+}
+
+/// Clears the recorded vagrant calls and runs `command` again; with no API
+/// server it gets as far as the node wait (exit 4). Returns its vagrant calls.
+fn resume(sandbox: &Sandbox, command: &str) -> Vec<String> {
+    sandbox.clear_calls();
+    sandbox.run(&[command]).expect_code(4);
+    sandbox.vagrant_calls()
+}
+
+/// The calls that contain `text` (a machine's name), in order.
+fn calls_with<'a>(calls: &'a [String], text: &str) -> Vec<&'a String> {
+    calls.iter().filter(|c| c.contains(text)).collect()
 }
 
 fn context_names(doc: &serde_yaml::Value) -> Vec<String> {
@@ -213,15 +235,10 @@ fn a_failed_agent_boot_is_reported_and_the_next_create_resumes() {
     let token = sandbox.read(&sandbox.state_file("token"));
 
     sandbox.env("FAKE_VAGRANT_FAIL", "");
-    sandbox.clear_calls();
-    sandbox.run(&["create"]).expect_code(4);
-    let calls = sandbox.vagrant_calls();
+    let calls = resume(&sandbox, "create");
     // Its first boot never configured its private network: created again.
     assert_eq!(
-        calls
-            .iter()
-            .filter(|c| c.contains(" agent"))
-            .collect::<Vec<_>>(),
+        calls_with(&calls, " agent"),
         [
             "destroy -f agent",
             "up --no-provision agent",
@@ -262,10 +279,8 @@ fn an_unwritable_user_kubeconfig_is_reported_and_create_resumes_once_fixed() {
     run.stderr_has("kubeconfig: FAILED");
 
     std::fs::remove_file(&blocked).unwrap();
-    sandbox.clear_calls();
-    sandbox.run(&["create"]).expect_code(4);
     assert_eq!(
-        sandbox.vagrant_calls(),
+        resume(&sandbox, "create"),
         ["status --machine-readable"],
         "nothing to redo but the merge"
     );
@@ -301,15 +316,34 @@ enum Signal {
     Term,
 }
 
+/// Makes every vagrant step take 30 s and record its pid, with the box
+/// already added so that the first slow step is the master's boot. Returns
+/// the file of pids.
+fn slow_vagrant(sandbox: &mut Sandbox) -> PathBuf {
+    sandbox.env("FAKE_VAGRANT_DELAY", "30");
+    let pids = sandbox.root.join("pids");
+    sandbox.env("FAKE_VAGRANT_PIDS", pids.to_str().unwrap());
+    sandbox.add_box("bento/ubuntu-24.04 (virtualbox, 202502.21.0)");
+    pids
+}
+
+/// After a stopped run: no vagrant of `pids` outlived `what`, and no
+/// kubeconfig was written.
+fn assert_nothing_left_running(sandbox: &Sandbox, pids: &Path, what: &str) {
+    assert_eq!(
+        survivors(pids),
+        Vec::<String>::new(),
+        "vagrant outlived {what}"
+    );
+    assert!(!sandbox.state_file("kubeconfig").exists());
+}
+
 /// Starts `create` with every vagrant step taking 30 s, signals the CLI once
 /// a VM boots, and checks it exits 130, says how to resume, and leaves no
 /// vagrant running.
 fn interrupt_create(sandbox: &mut Sandbox, signal: Signal) {
     use std::os::unix::process::CommandExt;
-    sandbox.env("FAKE_VAGRANT_DELAY", "30");
-    let pids = sandbox.root.join("pids");
-    sandbox.env("FAKE_VAGRANT_PIDS", pids.to_str().unwrap());
-    sandbox.add_box("bento/ubuntu-24.04 (virtualbox, 202502.21.0)");
+    let pids = slow_vagrant(sandbox);
     let child = sandbox
         .command(&["create"])
         .process_group(0)
@@ -339,12 +373,7 @@ fn interrupt_create(sandbox: &mut Sandbox, signal: Signal) {
         stderr.contains("run the same command again to resume"),
         "{stderr}"
     );
-    assert_eq!(
-        survivors(&pids),
-        Vec::<String>::new(),
-        "vagrant outlived the CLI"
-    );
-    assert!(!sandbox.state_file("kubeconfig").exists());
+    assert_nothing_left_running(sandbox, &pids, "the CLI");
     sandbox.env("FAKE_VAGRANT_DELAY", "0");
 }
 
@@ -352,14 +381,11 @@ fn interrupt_create(sandbox: &mut Sandbox, signal: Signal) {
 fn ctrl_c_during_create_exits_130_and_the_next_create_resumes() {
     let mut sandbox = Sandbox::new(CONFIG);
     interrupt_create(&mut sandbox, Signal::CtrlC);
-    sandbox.clear_calls();
-    sandbox.run(&["create"]).expect_code(4);
+    let calls = resume(&sandbox, "create");
     assert!(sandbox.state_file("kubeconfig").exists());
     assert_eq!(sandbox.machine("agent"), "running");
-    let calls = sandbox.vagrant_calls();
-    let master: Vec<&String> = calls.iter().filter(|c| c.contains("master")).collect();
     assert_eq!(
-        master[..2],
+        calls_with(&calls, "master")[..2],
         ["destroy -f master", "up --no-provision master"],
         "the master's interrupted first boot is done again: {calls:?}"
     );
@@ -367,10 +393,7 @@ fn ctrl_c_during_create_exits_130_and_the_next_create_resumes() {
 
 #[test]
 fn a_later_boot_left_half_done_is_rebooted_not_recreated() {
-    let mut sandbox = Sandbox::new(&CONFIG.replace(
-        "ready_timeout_secs = 1\n",
-        "ready_timeout_secs = 1\nstep_timeout_secs = 1\n",
-    ));
+    let mut sandbox = Sandbox::new(&config_with_step_timeout());
     sandbox.run(&["create"]).expect_code(4);
     sandbox.set_machine("master", "poweroff");
     sandbox.env("FAKE_VAGRANT_DELAY", "30");
@@ -381,9 +404,7 @@ fn a_later_boot_left_half_done_is_rebooted_not_recreated() {
     assert_eq!(sandbox.machine("master"), "running");
 
     sandbox.env("FAKE_VAGRANT_DELAY", "0");
-    sandbox.clear_calls();
-    sandbox.run(&["start"]).expect_code(4);
-    let calls = sandbox.vagrant_calls();
+    let calls = resume(&sandbox, "start");
     assert!(
         calls.contains(&"reload --no-provision master".to_string())
             && !calls.iter().any(|c| c.starts_with("destroy")),
@@ -399,14 +420,8 @@ fn sigterm_stops_every_vagrant_and_exits_like_ctrl_c() {
 
 #[test]
 fn a_step_over_its_time_limit_is_stopped_named_and_resumed() {
-    let mut sandbox = Sandbox::new(&CONFIG.replace(
-        "ready_timeout_secs = 1\n",
-        "ready_timeout_secs = 1\nstep_timeout_secs = 1\n",
-    ));
-    sandbox.env("FAKE_VAGRANT_DELAY", "30");
-    let pids = sandbox.root.join("pids");
-    sandbox.env("FAKE_VAGRANT_PIDS", pids.to_str().unwrap());
-    sandbox.add_box("bento/ubuntu-24.04 (virtualbox, 202502.21.0)");
+    let mut sandbox = Sandbox::new(&config_with_step_timeout());
+    let pids = slow_vagrant(&mut sandbox);
     let run = sandbox.run(&["create"]);
     run.expect_code(1)
         .stderr_has("boot master took longer than cluster.step_timeout_secs")
@@ -414,22 +429,12 @@ fn a_step_over_its_time_limit_is_stopped_named_and_resumed() {
         .stderr_has("`vagrant up --no-provision master` did not finish within 1s and was stopped")
         .stderr_has("| ==> master: up (fake)")
         .stderr_has("boot-master.log");
-    assert_eq!(
-        survivors(&pids),
-        Vec::<String>::new(),
-        "vagrant outlived its step"
-    );
-    assert!(!sandbox.state_file("kubeconfig").exists());
+    assert_nothing_left_running(&sandbox, &pids, "its step");
 
     sandbox.env("FAKE_VAGRANT_DELAY", "0");
-    sandbox.clear_calls();
-    sandbox.run(&["create"]).expect_code(4);
-    let calls = sandbox.vagrant_calls();
+    let calls = resume(&sandbox, "create");
     assert_eq!(
-        calls
-            .iter()
-            .filter(|c| c.contains("master"))
-            .collect::<Vec<_>>(),
+        calls_with(&calls, "master"),
         [
             "destroy -f master",
             "up --no-provision master",
@@ -441,7 +446,7 @@ fn a_step_over_its_time_limit_is_stopped_named_and_resumed() {
 }
 
 /// The fake vagrant's step events, `start|end VERB MACHINE`, in order.
-fn events(path: &std::path::Path) -> Vec<String> {
+fn events(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
