@@ -90,6 +90,28 @@ impl PrivatePostgres {
     pub fn stop(&self) {
         self.pg_ctl(&["-m", "fast", "stop"]);
     }
+
+    /// The directory of the server's Unix socket (`PGHOST` for psql).
+    pub fn socket_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// From now on, TCP clients must give their password (SCRAM), as in the
+    /// cluster; the Unix socket still trusts its clients, as the image's init
+    /// scripts do.
+    pub fn require_passwords_over_tcp(&self) {
+        let hba = self.dir.path().join("data/pg_hba.conf");
+        let rules: String = std::fs::read_to_string(&hba)
+            .unwrap()
+            .lines()
+            .map(|line| match line.starts_with("host") {
+                true => line.replace("trust", "scram-sha-256"),
+                false => line.to_owned(),
+            } + "\n")
+            .collect();
+        std::fs::write(&hba, rules).unwrap();
+        self.pg_ctl(&["reload"]);
+    }
 }
 
 impl Drop for PrivatePostgres {

@@ -1,0 +1,179 @@
+//! The databases' init scripts (the `*-db-init` ConfigMaps of the manifests)
+//! against a real PostgreSQL: each app gets a role of its own that owns its
+//! database, takes its migrations, and can do nothing else. Here because this
+//! crate's tests see both apps that own a database.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use service_common::postgres::{Database, DbSettings};
+use testkit::PrivatePostgres;
+
+/// The script of the ConfigMap `NAME-init` in manifests/NAME.yaml.
+fn init_script(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../manifests/{name}.yaml"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let init = format!("{name}-init");
+    text.split("\n---\n")
+        .map(|document| serde_yaml::from_str::<serde_yaml::Value>(document).unwrap())
+        .find(|object| object["kind"] == "ConfigMap" && object["metadata"]["name"] == init.as_str())
+        .and_then(|config_map| {
+            config_map["data"]["10-app-role.sh"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: no ConfigMap {init} with 10-app-role.sh",
+                path.display()
+            )
+        })
+}
+
+/// Runs the init script as the image's entrypoint does: on the new database
+/// `database`, as the superuser over the Unix socket, the app's name and
+/// password from the environment.
+fn run_init(server: &PrivatePostgres, script: &str, database: &str, user: &str, password: &str) {
+    let socket = server.socket_dir().display().to_string();
+    let port = server.port.to_string();
+    let psql = |args: &[&str]| {
+        let output = Command::new("psql")
+            .args([
+                "-h",
+                &socket,
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "psql {args:?}: {output:?}");
+    };
+    psql(&[
+        "-d",
+        "postgres",
+        "-c",
+        &format!("CREATE DATABASE {database}"),
+    ]);
+    let output = Command::new("sh")
+        .args(["-c", script])
+        .env("PGHOST", &socket)
+        .env("PGPORT", &port)
+        .env("POSTGRES_USER", "postgres")
+        .env("POSTGRES_DB", database)
+        .env("APP_DB_USER", user)
+        .env("APP_DB_PASSWORD", password)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the init script failed: {output:?}"
+    );
+    let log = format!("{output:?}");
+    assert!(
+        !log.contains(password),
+        "the password is in the script's output: {log}"
+    );
+}
+
+fn settings(server: &PrivatePostgres, database: &str, user: &str, password: &str) -> DbSettings {
+    DbSettings {
+        host: "127.0.0.1".into(),
+        port: server.port,
+        user: user.into(),
+        password: password.to_owned().into(),
+        database: database.into(),
+    }
+}
+
+/// Connects and runs one query; the error's text if either fails.
+async fn query(settings: &DbSettings, sql: &str) -> Result<String, String> {
+    use sqlx::{Connection, Row};
+    let mut connection = sqlx::PgConnection::connect_with(&settings.connect_options())
+        .await
+        .map_err(|error| error.to_string())?;
+    let row = sqlx::query(sql)
+        .fetch_one(&mut connection)
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(row.get::<String, _>(0))
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL 15's server binaries (a private server)"]
+async fn each_app_role_owns_its_database_and_nothing_else() {
+    // Quotes in both: psql's variables must quote them, not paste them.
+    let password = r#"it's a "secret" \ $HOME"#;
+    for (manifest, database, user) in [
+        ("inventory-db", "movies", r#"inventory "app""#),
+        ("billing-db", "orders", "billing's app"),
+    ] {
+        // A server each, as in the cluster (inventory-db and billing-db).
+        let server = PrivatePostgres::start();
+        server.require_passwords_over_tcp();
+        run_init(&server, &init_script(manifest), database, user, password);
+        let app = settings(&server, database, user, password);
+
+        // The app signs in with its password and its migrations create its tables.
+        let pool = app.lazy_pool(2);
+        let migrated = match manifest {
+            "inventory-db" => {
+                let db = Database::new(pool.clone());
+                tokio::time::timeout(Duration::from_secs(30), inventory_app::migrate(db)).await
+            }
+            _ => {
+                let billing = billing_app::Billing::new(pool.clone());
+                tokio::time::timeout(Duration::from_secs(30), billing_app::migrate(billing)).await
+            }
+        };
+        assert!(
+            migrated.is_ok(),
+            "{manifest}: the app's migrations never succeeded"
+        );
+        assert_eq!(
+            query(
+                &app,
+                "SELECT tableowner::text FROM pg_tables WHERE schemaname = 'public' LIMIT 1"
+            )
+            .await
+            .as_deref(),
+            Ok(user),
+            "{manifest}"
+        );
+        pool.close().await;
+
+        // Nothing more than that.
+        assert_eq!(
+            query(
+                &app,
+                "SELECT concat_ws(' ', rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls) \
+                 FROM pg_roles WHERE rolname = current_user"
+            )
+            .await
+            .as_deref(),
+            Ok("f f f f f"),
+            "{manifest}: the role's attributes"
+        );
+        for other in ["postgres", "template1"] {
+            let refused = query(&settings(&server, other, user, password), "SELECT ''").await;
+            assert!(
+                refused
+                    .as_ref()
+                    .is_err_and(|error| error.contains("permission denied")),
+                "{manifest}: the app may connect to {other}: {refused:?}"
+            );
+        }
+        let wrong = query(&settings(&server, database, user, "guess"), "SELECT ''").await;
+        assert!(
+            wrong
+                .as_ref()
+                .is_err_and(|error| error.contains("password authentication failed")),
+            "{manifest}: a wrong password was taken: {wrong:?}"
+        );
+    }
+}
