@@ -131,18 +131,25 @@ pub struct PrivateRabbit {
     node: String,
     pub port: u16,
     dist_port: u16,
+    env: Vec<(String, String)>,
     server: Mutex<Option<Child>>,
 }
 
 impl PrivateRabbit {
     pub fn start() -> Self {
+        Self::start_configured("", &[])
+    }
+
+    /// A server with `config` added to its configuration file and `env` in
+    /// its environment (e.g. RABBITMQ_DEFAULT_USER), as a pod would have.
+    pub fn start_configured(config: &str, env: &[(&str, &str)]) -> Self {
         let dir = directory_for("rabbitmq");
         let port = free_port();
         let path = |name: &str| dir.path().join(name);
         // Its own configuration: the system's names the shared server's port.
         std::fs::write(
             path("rabbitmq.conf"),
-            format!("listeners.tcp.local = 127.0.0.1:{port}\n"),
+            format!("listeners.tcp.local = 127.0.0.1:{port}\n{config}"),
         )
         .unwrap();
         std::fs::write(path("enabled_plugins"), "[].\n").unwrap();
@@ -150,6 +157,10 @@ impl PrivateRabbit {
             node: format!("{}@localhost", unique_name("test")),
             port,
             dist_port: free_port(),
+            env: env
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
             server: Mutex::new(None),
             dir,
         };
@@ -176,6 +187,7 @@ impl PrivateRabbit {
             .env("RABBITMQ_LOG_BASE", path("log"))
             .env("RABBITMQ_FEATURE_FLAGS_FILE", path("feature_flags"))
             .env("RABBITMQ_PID_FILE", path("pid"))
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
             .current_dir(self.dir.path())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -183,6 +195,17 @@ impl PrivateRabbit {
             .expect("cannot start rabbitmq-server");
         *self.server.lock().unwrap() = Some(child);
         wait_for_port(self.port, Duration::from_secs(60));
+    }
+
+    /// Runs rabbitmqctl on this node; what it printed.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let output = Command::new("runuser")
+            .args(["-u", "rabbitmq", "--", "rabbitmqctl", "-n", &self.node])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "rabbitmqctl {args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     /// A clean stop: queued persistent messages stay on disk.

@@ -1,34 +1,28 @@
-//! The databases' init scripts (the `*-db-init` ConfigMaps of the manifests)
-//! against a real PostgreSQL: each app gets a role of its own that owns its
-//! database, takes its migrations, and can do nothing else. Here because this
-//! crate's tests see both apps that own a database.
+//! Least privilege as the manifests set it up, on real servers: each app's
+//! database role (the `*-db-init` ConfigMaps' scripts on PostgreSQL) and the
+//! broker's one user (rabbitmq-config and the pod's environment on RabbitMQ).
+//! Here because this crate's tests see all three services.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use service_common::amqp::AmqpSettings;
 use service_common::postgres::{Database, DbSettings};
-use testkit::PrivatePostgres;
+use testkit::{PrivatePostgres, PrivateRabbit};
 
-/// The script of the ConfigMap `NAME-init` in manifests/NAME.yaml.
-fn init_script(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../manifests/{name}.yaml"));
+/// The file `key` of the ConfigMap `config_map` in manifests/`manifest`.yaml.
+fn config_file(manifest: &str, config_map: &str, key: &str) -> String {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../manifests/{manifest}.yaml"));
     let text = std::fs::read_to_string(&path).unwrap();
-    let init = format!("{name}-init");
     text.split("\n---\n")
         .map(|document| serde_yaml::from_str::<serde_yaml::Value>(document).unwrap())
-        .find(|object| object["kind"] == "ConfigMap" && object["metadata"]["name"] == init.as_str())
-        .and_then(|config_map| {
-            config_map["data"]["10-app-role.sh"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "{}: no ConfigMap {init} with 10-app-role.sh",
-                path.display()
-            )
-        })
+        .find(|object| object["kind"] == "ConfigMap" && object["metadata"]["name"] == config_map)
+        .and_then(|object| object["data"][key].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("{}: no ConfigMap {config_map} with {key}", path.display()))
 }
 
 /// Runs the init script as the image's entrypoint does: on the new database
@@ -116,7 +110,8 @@ async fn each_app_role_owns_its_database_and_nothing_else() {
         // A server each, as in the cluster (inventory-db and billing-db).
         let server = PrivatePostgres::start();
         server.require_passwords_over_tcp();
-        run_init(&server, &init_script(manifest), database, user, password);
+        let script = config_file(manifest, &format!("{manifest}-init"), "10-app-role.sh");
+        run_init(&server, &script, database, user, password);
         let app = settings(&server, database, user, password);
 
         // The app signs in with its password and its migrations create its tables.
@@ -176,4 +171,77 @@ async fn each_app_role_owns_its_database_and_nothing_else() {
             "{manifest}: a wrong password was taken: {wrong:?}"
         );
     }
+}
+
+/// Whether `user` may open a connection to `vhost` of the broker on `port`.
+async fn amqp_connects(port: u16, user: &str, password: &str, vhost: &str) -> Result<(), String> {
+    let settings = AmqpSettings {
+        host: "127.0.0.1".into(),
+        port,
+        user: user.into(),
+        password: password.to_owned().into(),
+        vhost: vhost.into(),
+        queue: "billing_queue".into(),
+    };
+    let connection = settings
+        .connect("least-privilege test")
+        .await
+        .map_err(|error| error.to_string())?;
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(|error| error.to_string())?;
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(&settings.queue, durable, FieldTable::default())
+        .await
+        .map_err(|error| error.to_string())?;
+    let _ = connection.close(200, "done").await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs rabbitmq-server (a private broker)"]
+async fn the_broker_has_only_the_apps_user_on_its_own_vhost() {
+    let config = config_file("rabbitmq", "rabbitmq-config", "10-orchestrator.conf");
+    let vhost = config_file("config", "app-config", "RABBITMQ_VHOST");
+    let (user, password) = ("orchestrator-apps", "s3cret with spaces");
+    let broker = PrivateRabbit::start_configured(
+        &config,
+        &[
+            ("RABBITMQ_DEFAULT_USER", user),
+            ("RABBITMQ_DEFAULT_PASS", password),
+            ("RABBITMQ_DEFAULT_VHOST", &vhost),
+        ],
+    );
+    // The apps' user declares and uses its queue on its vhost.
+    assert_eq!(
+        amqp_connects(broker.port, user, password, &vhost).await,
+        Ok(())
+    );
+    // Nothing else: no other vhost, no guest, no administrator.
+    let elsewhere = amqp_connects(broker.port, user, password, "/").await;
+    assert!(elsewhere.is_err(), "the apps' user reached vhost /");
+    let guest = amqp_connects(broker.port, "guest", "guest", "/").await;
+    assert!(guest.is_err(), "guest signs in");
+    let users = broker.ctl(&["list_users", "--no-table-headers", "--quiet"]);
+    assert_eq!(
+        users.trim(),
+        format!("{user}\t[]"),
+        "the broker's users and their tags"
+    );
+    let permissions = broker.ctl(&[
+        "list_user_permissions",
+        user,
+        "--no-table-headers",
+        "--quiet",
+    ]);
+    assert_eq!(
+        permissions.trim(),
+        format!("{vhost}\t.*\t.*\t.*"),
+        "the user's permissions"
+    );
 }
