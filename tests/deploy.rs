@@ -5,8 +5,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::Instant;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -16,101 +14,8 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::discovery::{ApiResource, pinned_kind};
 use support::FakeBin;
-use support::kube_sim::{TestNamespace, client, kubeconfig as kube_sim};
-
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
-
-/// A project directory whose configuration deploys into its own namespace.
-struct Project {
-    dir: tempfile::TempDir,
-    namespace: TestNamespace,
-    manifests: PathBuf,
-}
-
-impl Project {
-    /// With a copy of the repository's manifests, changed by `edit` (file name, text) → text.
-    fn new(edit: impl Fn(&str, String) -> String) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        // Deleted with the project: kube-sim's two nodes have room for only a few stacks.
-        let namespace = TestNamespace::new(
-            "deploy",
-            &std::env::var("KUBE_SIM_KUBECONFIG").unwrap_or_default(),
-        );
-        let manifests = dir.path().join("manifests");
-        std::fs::create_dir(&manifests).unwrap();
-        for entry in std::fs::read_dir(Path::new(REPO).join("manifests")).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let text = edit(&name, std::fs::read_to_string(entry.path()).unwrap());
-            std::fs::write(manifests.join(&name), text).unwrap();
-        }
-        let config = format!(
-            "[registry]\nnamespace = \"student\"\n[deploy]\nnamespace = \"{}\"\ndockerfiles = \"{REPO}/dockerfiles\"\ntimeout_secs = 60\n",
-            namespace.name
-        );
-        std::fs::write(dir.path().join("orchestrator.toml"), config).unwrap();
-        Project {
-            dir,
-            namespace,
-            manifests,
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Runs the binary in the project with `args`, PATH set to `path`.
-    fn run_with_path(&self, path: &str, args: &[&str]) -> Output {
-        std::process::Command::new(env!("CARGO_BIN_EXE_orchestrator"))
-            .args(args)
-            .current_dir(self.path())
-            .env("PATH", path)
-            .env("HOME", self.path())
-            .env_remove("KUBECONFIG")
-            .env_remove("DOCKERHUB_USERNAME")
-            .env_remove("DOCKER_CONFIG")
-            .output()
-            .unwrap()
-    }
-
-    /// Writes the repository's manifest `name` into the project again, changed by `edit`.
-    fn rewrite(&self, name: &str, edit: impl Fn(String) -> String) {
-        let text = std::fs::read_to_string(Path::new(REPO).join("manifests").join(name)).unwrap();
-        std::fs::write(self.manifests.join(name), edit(text)).unwrap();
-    }
-
-    /// Runs the binary with `args`, the PATH of the tests.
-    fn run(&self, args: &[&str]) -> Output {
-        self.run_with_path(&std::env::var("PATH").unwrap(), args)
-    }
-
-    fn deploy(&self, kubeconfig: &str, extra: &[&str]) -> Output {
-        let mut args = vec![
-            "deploy",
-            "--skip-build",
-            "--skip-push",
-            "--kubeconfig",
-            kubeconfig,
-        ];
-        args.extend_from_slice(extra);
-        self.run_with_path(&std::env::var("PATH").unwrap(), &args)
-    }
-}
-
-/// `text` with `from` replaced by `to`; `from` must be there.
-fn replaced(text: &str, from: &str, to: &str) -> String {
-    assert!(text.contains(from), "{from:?} is not in the manifest");
-    text.replace(from, to)
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use support::kube_sim::{client, kubeconfig as kube_sim};
+use support::project::{Project, STUDENT, in_file, replaced, text};
 
 /// The entries of `after` that differ from `before`, for a readable failure.
 fn changed(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<String> {
@@ -163,7 +68,7 @@ async fn versions(client: &kube::Client, namespace: &str) -> BTreeMap<String, St
 
 #[test]
 fn unreachable_cluster_fails_fast_and_names_what_was_tried() {
-    let project = Project::new(|_, text| text);
+    let project = Project::new("deploy", STUDENT, |_, text| text);
     let kubeconfig = project.path().join("dead-kubeconfig");
     std::fs::write(
         &kubeconfig,
@@ -196,14 +101,11 @@ fn unreachable_cluster_fails_fast_and_names_what_was_tried() {
 
 #[test]
 fn pushing_needs_docker_logged_in() {
-    let project = Project::new(|_, text| text);
+    let project = Project::new("deploy", STUDENT, |_, text| text);
     let bin = FakeBin::new(project.path());
     let calls = project.path().join("docker-calls");
     bin.recorder("docker", &calls);
-    let output = project.run_with_path(
-        bin.path().to_str().unwrap(),
-        &["deploy", "--kubeconfig", "/nonexistent"],
-    );
+    let output = project.run_with_path(bin.path(), &["deploy", "--kubeconfig", "/nonexistent"]);
     let out = text(&output);
     assert_eq!(output.status.code(), Some(5), "{out}");
     assert!(
@@ -222,22 +124,22 @@ fn pushing_needs_docker_logged_in() {
 
 #[test]
 fn missing_docker_is_a_missing_prerequisite() {
-    let project = Project::new(|_, text| text);
+    let project = Project::new("deploy", STUDENT, |_, text| text);
     let bin = FakeBin::new(project.path());
-    let output = project.run_with_path(bin.path().to_str().unwrap(), &["deploy"]);
+    let output = project.run_with_path(bin.path(), &["deploy"]);
     assert_eq!(output.status.code(), Some(3), "{}", text(&output));
     assert!(text(&output).contains("docker"), "{}", text(&output));
 }
 
 #[test]
 fn bad_manifest_is_a_usage_error_naming_file_and_document() {
-    let project = Project::new(|name, text| {
-        if name == "rabbitmq.yaml" {
+    let project = Project::new(
+        "deploy",
+        STUDENT,
+        in_file("rabbitmq.yaml", |text| {
             format!("{text}\n---\nkind: [unclosed\n")
-        } else {
-            text
-        }
-    });
+        }),
+    );
     let output = project.deploy("/nonexistent", &[]);
     let out = text(&output);
     assert_eq!(output.status.code(), Some(2), "{out}");
@@ -246,7 +148,7 @@ fn bad_manifest_is_a_usage_error_naming_file_and_document() {
 
 #[test]
 fn unknown_only_component_lists_the_components() {
-    let project = Project::new(|_, text| text);
+    let project = Project::new("deploy", STUDENT, |_, text| text);
     let output = project.deploy("/nonexistent", &["--only", "billing"]);
     let out = text(&output);
     assert_eq!(output.status.code(), Some(2), "{out}");
@@ -260,12 +162,10 @@ fn unknown_only_component_lists_the_components() {
 #[ignore = "needs kube-sim: KUBE_SIM_KUBECONFIG"]
 async fn fresh_deploy_is_ready_and_a_second_changes_nothing() {
     let kubeconfig = kube_sim();
-    let project = Project::new(|_, text| text);
+    let project = Project::new("deploy", STUDENT, |_, text| text);
     let started = Instant::now();
-    let output = project.deploy(&kubeconfig, &[]);
+    let out = project.deployed(&kubeconfig, &[]);
     let fresh = started.elapsed();
-    let out = text(&output);
-    assert!(output.status.success(), "{out}");
     assert!(out.contains("gateway: http://127.0.0.10:3000"), "{out}");
     assert!(
         out.contains("wave 3/6: billing-db, inventory-db, rabbitmq"),
@@ -339,9 +239,8 @@ async fn fresh_deploy_is_ready_and_a_second_changes_nothing() {
 
     let before = versions(&client, ns).await;
     let started = Instant::now();
-    let output = project.deploy(&kubeconfig, &[]);
+    project.deployed(&kubeconfig, &[]);
     let again = started.elapsed();
-    assert!(output.status.success(), "{}", text(&output));
     let after = versions(&client, ns).await;
     assert!(
         after == before,
@@ -354,10 +253,7 @@ async fn fresh_deploy_is_ready_and_a_second_changes_nothing() {
         again.as_secs_f64()
     );
 
-    let plan = project.run_with_path(
-        &std::env::var("PATH").unwrap(),
-        &["plan", "--kubeconfig", &kubeconfig],
-    );
+    let plan = project.run(&["plan", "--kubeconfig", &kubeconfig]);
     let plan = text(&plan);
     assert!(
         plan.contains("unchanged  StatefulSet/rabbitmq") && !plan.contains("update "),
@@ -369,9 +265,8 @@ async fn fresh_deploy_is_ready_and_a_second_changes_nothing() {
 #[ignore = "needs kube-sim: KUBE_SIM_KUBECONFIG"]
 async fn secrets_hold_every_credential_and_nothing_else_does() {
     let kubeconfig = kube_sim();
-    let project = Project::new(|_, text| text);
-    let output = project.deploy(&kubeconfig, &[]);
-    assert!(output.status.success(), "{}", text(&output));
+    let project = Project::new("deploy", STUDENT, |_, text| text);
+    project.deployed(&kubeconfig, &[]);
     let credentials =
         std::fs::read_to_string(project.path().join(".orchestrator/credentials.env")).unwrap();
     let values: BTreeMap<String, String> = credentials
@@ -439,13 +334,11 @@ async fn secrets_hold_every_credential_and_nothing_else_does() {
 async fn deploy_fails_explaining(file: &str, image: &str, broken: &str, expected: &[&str]) {
     let kubeconfig = kube_sim();
     let (from, to) = (format!("image: {image}"), format!("image: {broken}"));
-    let project = Project::new(|name, text| {
-        if name == file {
-            text.replace(&from, &to)
-        } else {
-            text
-        }
-    });
+    let project = Project::new(
+        "deploy",
+        STUDENT,
+        in_file(file, |text| text.replace(&from, &to)),
+    );
     let output = project.deploy(&kubeconfig, &[]);
     let out = text(&output);
     assert_eq!(output.status.code(), Some(1), "{out}");
@@ -488,21 +381,17 @@ async fn crash_loop_is_explained_naming_the_pod() {
 #[ignore = "needs kube-sim: KUBE_SIM_KUBECONFIG"]
 async fn a_removed_manifest_is_pruned_and_nothing_else() {
     let kubeconfig = kube_sim();
-    let project = Project::new(|_, text| text);
-    assert!(project.deploy(&kubeconfig, &[]).status.success());
+    let project = Project::new("deploy", STUDENT, |_, text| text);
+    project.deployed(&kubeconfig, &[]);
     let client = client(&kubeconfig).await;
     let before = versions(&client, &project.namespace.name).await;
     assert!(before.contains_key("NetworkPolicy/default-deny"));
 
     std::fs::remove_file(project.manifests.join("network-policies.yaml")).unwrap();
-    let kustomization = project.manifests.join("kustomization.yaml");
-    let text_now = std::fs::read_to_string(&kustomization)
-        .unwrap()
-        .replace("  - network-policies.yaml\n", "");
-    std::fs::write(&kustomization, text_now).unwrap();
-    let output = project.deploy(&kubeconfig, &[]);
-    let out = text(&output);
-    assert!(output.status.success(), "{out}");
+    project.rewrite("kustomization.yaml", |text| {
+        text.replace("  - network-policies.yaml\n", "")
+    });
+    let out = project.deployed(&kubeconfig, &[]);
     assert!(out.contains("pruned 8"), "{out}");
 
     let after = versions(&client, &project.namespace.name).await;
@@ -530,10 +419,11 @@ fn crash_loop_then_fix(
         format!("image: {image}\n"),
         format!("image: crashloop/{image}:1\n"),
     );
-    let project = Project::new(|name, text| match name == file {
-        true => edit(replaced(&text, &right, &broken)),
-        false => text,
-    });
+    let project = Project::new(
+        "deploy",
+        STUDENT,
+        in_file(file, |text| edit(replaced(&text, &right, &broken))),
+    );
     let output = project.deploy(kubeconfig, &[]);
     let out = text(&output);
     assert_eq!(output.status.code(), Some(1), "{out}");
@@ -636,7 +526,7 @@ fn planned_changes(plan: &str) -> Vec<(String, String)> {
 #[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
 async fn plan_and_dry_run_into_an_absent_namespace_create_everything_and_change_nothing() {
     let kubeconfig = kube_sim();
-    let project = Project::new(|_, text| text);
+    let project = Project::new("deploy", STUDENT, |_, text| text);
     let ns = &project.namespace.name;
     for args in [
         vec!["plan", "--kubeconfig", &kubeconfig],
@@ -681,21 +571,23 @@ fn disruption_budgets(client: &kube::Client, namespace: &str) -> Api<DynamicObje
 #[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
 async fn a_removed_disruption_budget_is_pruned_and_nothing_else() {
     let kubeconfig = kube_sim();
-    let project = Project::new(|name, text| match name {
-        "kustomization.yaml" => replaced(
-            &text,
-            "  - network-policies.yaml\n",
-            "  - network-policies.yaml\n  - rabbitmq-pdb.yaml\n",
-        ),
-        _ => text,
-    });
+    let project = Project::new(
+        "deploy",
+        STUDENT,
+        in_file("kustomization.yaml", |text| {
+            replaced(
+                &text,
+                "  - network-policies.yaml\n",
+                "  - network-policies.yaml\n  - rabbitmq-pdb.yaml\n",
+            )
+        }),
+    );
     std::fs::write(
         project.manifests.join("rabbitmq-pdb.yaml"),
         "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata:\n  name: rabbitmq\n  labels:\n    app.kubernetes.io/name: rabbitmq\n    app.kubernetes.io/part-of: orchestrator\nspec:\n  maxUnavailable: 1\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: rabbitmq\n",
     )
     .unwrap();
-    let output = project.deploy(&kubeconfig, &[]);
-    assert!(output.status.success(), "{}", text(&output));
+    project.deployed(&kubeconfig, &[]);
     let client = client(&kubeconfig).await;
     let ns = &project.namespace.name;
     let budgets = disruption_budgets(&client, ns);
@@ -704,9 +596,7 @@ async fn a_removed_disruption_budget_is_pruned_and_nothing_else() {
 
     std::fs::remove_file(project.manifests.join("rabbitmq-pdb.yaml")).unwrap();
     project.rewrite("kustomization.yaml", |text| text);
-    let output = project.deploy(&kubeconfig, &[]);
-    let out = text(&output);
-    assert!(output.status.success(), "{out}");
+    let out = project.deployed(&kubeconfig, &[]);
     assert!(out.contains("pruned 1\n"), "{out}");
     assert!(
         out.contains("PodDisruptionBudget/rabbitmq: ok: pruned"),
@@ -726,7 +616,7 @@ async fn a_removed_disruption_budget_is_pruned_and_nothing_else() {
 
 #[test]
 fn a_malformed_kubeconfig_is_a_usage_error_naming_the_file() {
-    let project = Project::new(|_, text| text);
+    let project = Project::new("deploy", STUDENT, |_, text| text);
     let cases = [
         (
             "garbled-kubeconfig",
@@ -768,7 +658,7 @@ fn a_malformed_kubeconfig_is_a_usage_error_naming_the_file() {
 #[test]
 fn no_kubeconfig_at_all_says_to_create_the_cluster_first() {
     // HOME is the project (no ~/.kube/config) and KUBECONFIG is unset.
-    let project = Project::new(|_, text| text);
+    let project = Project::new("deploy", STUDENT, |_, text| text);
     for args in [vec!["plan"], vec!["deploy", "--skip-build", "--skip-push"]] {
         let output = project.run(&args);
         let out = text(&output);
@@ -801,7 +691,7 @@ fn kubectl(kubeconfig: &str, args: &[&str]) -> String {
 #[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
 async fn a_forbidden_request_names_the_verb_the_resource_and_the_rbac_fix() {
     let kubeconfig = kube_sim();
-    let project = Project::new(|_, text| text);
+    let project = Project::new("deploy", STUDENT, |_, text| text);
     let ns = &project.namespace.name;
     // A ServiceAccount without any RBAC right, and a kubeconfig with its token.
     kubectl(&kubeconfig, &["create", "namespace", ns]);
@@ -862,14 +752,17 @@ async fn a_forbidden_request_names_the_verb_the_resource_and_the_rbac_fix() {
 async fn an_invalid_field_is_refused_naming_the_object_and_the_field() {
     let kubeconfig = kube_sim();
     // A valid number locally; the API server allows ports 1 to 65535.
-    let project = Project::new(|name, text| match name {
-        "inventory-db.yaml" => replaced(
-            &text,
-            "      port: 5432\n      targetPort: 5432\n",
-            "      port: 70000\n      targetPort: 5432\n",
-        ),
-        _ => text,
-    });
+    let project = Project::new(
+        "deploy",
+        STUDENT,
+        in_file("inventory-db.yaml", |text| {
+            replaced(
+                &text,
+                "      port: 5432\n      targetPort: 5432\n",
+                "      port: 70000\n      targetPort: 5432\n",
+            )
+        }),
+    );
     let output = project.deploy(&kubeconfig, &[]);
     let out = text(&output);
     assert_eq!(output.status.code(), Some(1), "{out}");
@@ -889,11 +782,9 @@ async fn an_invalid_field_is_refused_naming_the_object_and_the_field() {
 #[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
 async fn with_dashboard_adds_a_read_only_headlamp_and_a_deploy_without_it_removes_it() {
     let kubeconfig = kube_sim();
-    let project = Project::new(|_, text| text);
+    let project = Project::new("deploy", STUDENT, |_, text| text);
     let namespace = project.namespace.name.clone();
-    let output = project.deploy(&kubeconfig, &["--with", "dashboard"]);
-    let out = text(&output);
-    assert!(output.status.success(), "{out}");
+    let out = project.deployed(&kubeconfig, &["--with", "dashboard"]);
     assert!(
         out.contains(&format!(
             "`kubectl -n {namespace} port-forward svc/dashboard 8080:80`"
@@ -925,9 +816,7 @@ async fn with_dashboard_adds_a_read_only_headlamp_and_a_deploy_without_it_remove
         .unwrap();
     assert_eq!(service.spec.unwrap().type_.as_deref(), Some("ClusterIP"));
 
-    let output = project.deploy(&kubeconfig, &[]);
-    let out = text(&output);
-    assert!(output.status.success(), "{out}");
+    let out = project.deployed(&kubeconfig, &[]);
     assert!(!out.contains("port-forward svc/dashboard"), "{out}");
     let gone = Api::<Deployment>::namespaced(client.clone(), &namespace)
         .get_opt("dashboard")

@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -14,9 +14,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Container;
 use kube::api::{Api, ListParams};
 use support::FakeBin;
-use support::kube_sim::{TestNamespace, client, kubeconfig as kube_sim};
+use support::kube_sim::{client, kubeconfig as kube_sim};
+use support::project::{Project, REPO, STUDENT, in_file, text};
 
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const IMAGES: [&str; 5] = [
     "api-gateway",
     "billing-app",
@@ -64,62 +64,24 @@ if [ "$1" = ssh ]; then
 fi
 "#;
 
-/// A project deploying into a namespace of its own, with the repository's
-/// Dockerfiles and manifests (changed by `edit`: file name, text → text).
-struct Project {
-    dir: tempfile::TempDir,
-    namespace: TestNamespace,
+/// A project (`support::project`) logged in to Docker Hub, with the fake
+/// `docker` and `vagrant` first on PATH.
+struct WithFakes {
+    project: Project,
     bin: FakeBin,
 }
 
-impl Project {
+impl WithFakes {
+    /// `registry` is the `[registry]` table's body; `edit` (file name, text)
+    /// → text changes the copy of each manifest.
     fn new(registry: &str, edit: impl Fn(&str, String) -> String) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let namespace = TestNamespace::new(
-            "images",
-            &std::env::var("KUBE_SIM_KUBECONFIG").unwrap_or_default(),
-        );
-        let manifests = dir.path().join("manifests");
-        std::fs::create_dir(&manifests).unwrap();
-        for entry in std::fs::read_dir(Path::new(REPO).join("manifests")).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let text = edit(&name, std::fs::read_to_string(entry.path()).unwrap());
-            std::fs::write(manifests.join(&name), text).unwrap();
-        }
-        let config = format!(
-            "[registry]\n{registry}\n[deploy]\nnamespace = \"{}\"\ndockerfiles = \"{REPO}/dockerfiles\"\ntimeout_secs = 60\n",
-            namespace.name
-        );
-        std::fs::write(dir.path().join("orchestrator.toml"), config).unwrap();
-        // Logged in to Docker Hub, as far as the binary can tell.
-        std::fs::create_dir_all(dir.path().join(".docker")).unwrap();
-        std::fs::write(
-            dir.path().join(".docker/config.json"),
-            r#"{"auths": {"https://index.docker.io/v1/": {}}}"#,
-        )
-        .unwrap();
-        let bin = FakeBin::new(dir.path());
+        let project = Project::new("images", registry, edit);
+        project.log_in_to_docker_hub();
+        let bin = FakeBin::new(project.path());
         bin.write("docker", FAKE_DOCKER);
         bin.write("vagrant", FAKE_VAGRANT);
-        std::fs::create_dir(dir.path().join("received")).unwrap();
-        Project {
-            dir,
-            namespace,
-            bin,
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.path().join(name)
-    }
-
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.file(name)).unwrap_or_default()
+        std::fs::create_dir(project.file("received")).unwrap();
+        WithFakes { project, bin }
     }
 
     /// Runs the binary in the project with the fakes first on PATH.
@@ -129,20 +91,22 @@ impl Project {
             self.bin.path().display(),
             std::env::var("PATH").unwrap()
         );
-        std::process::Command::new(env!("CARGO_BIN_EXE_orchestrator"))
-            .args(args)
-            .current_dir(self.path())
-            .env("PATH", path)
-            .env("HOME", self.path())
+        self.project
+            .command(path, args)
             .env("CALLS", self.file("docker-calls"))
             .env("VAGRANT_CALLS", self.file("vagrant-calls"))
             .env("RECEIVED", self.file("received"))
             .envs(env.iter().copied())
-            .env_remove("KUBECONFIG")
-            .env_remove("DOCKERHUB_USERNAME")
-            .env_remove("DOCKER_CONFIG")
             .output()
             .unwrap()
+    }
+}
+
+impl std::ops::Deref for WithFakes {
+    type Target = Project;
+
+    fn deref(&self) -> &Project {
+        &self.project
     }
 }
 
@@ -163,16 +127,6 @@ fn sim_platform(kubeconfig: &str) -> String {
     format!("linux/{arch}")
 }
 
-const STUDENT: &str = "namespace = \"student\"";
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 async fn container(kubeconfig: &str, namespace: &str, deployment: &str) -> Container {
     let client = client(kubeconfig).await;
     Api::<Deployment>::namespaced(client, namespace)
@@ -190,7 +144,7 @@ async fn container(kubeconfig: &str, namespace: &str, deployment: &str) -> Conta
 
 #[test]
 fn a_malformed_platform_is_a_usage_error_before_anything_runs() {
-    let project = Project::new(STUDENT, |_, text| text);
+    let project = WithFakes::new(STUDENT, |_, text| text);
     let output = project.run(
         &[
             "deploy",
@@ -214,7 +168,7 @@ fn a_malformed_platform_is_a_usage_error_before_anything_runs() {
 #[ignore = "needs kube-sim: KUBE_SIM_KUBECONFIG"]
 async fn images_are_built_for_the_nodes_platform_and_pinned_by_digest() {
     let kubeconfig = kube_sim();
-    let project = Project::new(STUDENT, |_, text| text);
+    let project = WithFakes::new(STUDENT, |_, text| text);
     let output = project.run(&["deploy", "--kubeconfig", &kubeconfig], &[]);
     let out = text(&output);
     assert!(output.status.success(), "{out}");
@@ -258,7 +212,7 @@ async fn an_image_lacking_the_nodes_platform_is_refused_before_anything_is_appli
     } else {
         "linux/arm64"
     };
-    let project = Project::new(STUDENT, |_, text| text);
+    let project = WithFakes::new(STUDENT, |_, text| text);
     let output = project.run(
         &["deploy", "--platform", other, "--kubeconfig", &kubeconfig],
         &[],
@@ -290,7 +244,7 @@ async fn sideload_streams_every_image_into_every_node_and_never_pulls() {
     let kubeconfig = kube_sim();
     let platform = sim_platform(&kubeconfig);
     // No Docker Hub account, no login: sideloading needs neither.
-    let project = Project::new("", |_, text| text);
+    let project = WithFakes::new("", |_, text| text);
     std::fs::remove_dir_all(project.file(".docker")).unwrap();
     let output = project.run(&["deploy", "--sideload", "--kubeconfig", &kubeconfig], &[]);
     let out = text(&output);
@@ -342,7 +296,7 @@ async fn sideload_streams_every_image_into_every_node_and_never_pulls() {
 #[ignore = "needs kube-sim: KUBE_SIM_KUBECONFIG"]
 fn plan_shows_the_nodes_platform_and_the_sideloaded_names() {
     let kubeconfig = kube_sim();
-    let project = Project::new("sideload = true", |_, text| text);
+    let project = WithFakes::new("sideload = true", |_, text| text);
     // `plan` into a namespace that does not exist yet is issue 9's item 3, not this test's.
     let created = std::process::Command::new("kubectl")
         .args(["--kubeconfig", &kubeconfig, "create", "namespace"])
@@ -369,13 +323,12 @@ fn plan_shows_the_nodes_platform_and_the_sideloaded_names() {
 #[ignore = "needs kube-sim: KUBE_SIM_KUBECONFIG"]
 async fn an_exec_format_error_is_explained_as_an_image_for_another_cpu() {
     let kubeconfig = kube_sim();
-    let project = Project::new(STUDENT, |name, text| {
-        if name == "api-gateway.yaml" {
+    let project = WithFakes::new(
+        STUDENT,
+        in_file("api-gateway.yaml", |text| {
             text.replace("image: api-gateway", "image: wrongarch/api-gateway:1")
-        } else {
-            text
-        }
-    });
+        }),
+    );
     let output = project.run(
         &[
             "deploy",
@@ -400,7 +353,7 @@ async fn an_exec_format_error_is_explained_as_an_image_for_another_cpu() {
 #[ignore = "needs kube-sim: KUBE_SIM_KUBECONFIG"]
 async fn a_failed_build_cancels_its_siblings_and_none_survives() {
     let kubeconfig = kube_sim();
-    let project = Project::new(STUDENT, |_, text| text);
+    let project = WithFakes::new(STUDENT, |_, text| text);
     let pids = project.file("pids");
     let started = Instant::now();
     let output = project.run(

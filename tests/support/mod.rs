@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod kube_sim;
+pub mod project;
 pub mod release;
 pub mod vagrant;
 
