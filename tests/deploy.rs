@@ -158,6 +158,41 @@ fn unknown_only_component_lists_the_components() {
     );
 }
 
+/// `--only` on a deployed stack rolls out that one component: what it depends
+/// on counts as in place (it used to be refused as "defined by no manifest"),
+/// and no other object changes.
+#[tokio::test]
+#[ignore = "needs kube-sim: KUBE_SIM_KUBECONFIG"]
+async fn only_rolls_out_one_component_and_nothing_else() {
+    let kubeconfig = kube_sim();
+    let project = Project::new("deploy", STUDENT, |_, text| text);
+    project.deployed(&kubeconfig, &[]);
+    let client = client(&kubeconfig).await;
+    let ns = &project.namespace.name;
+    let before = versions(&client, ns).await;
+
+    // A change to two apps' pods: only the chosen one's may land.
+    let annotated = |text: String| {
+        replaced(
+            &text,
+            "  template:\n    metadata:\n",
+            "  template:\n    metadata:\n      annotations: {edited: \"yes\"}\n",
+        )
+    };
+    project.rewrite("api-gateway.yaml", annotated);
+    project.rewrite("inventory-app.yaml", annotated);
+    let out = project.deployed(&kubeconfig, &["--only", "api-gateway"]);
+    assert!(out.contains(": api-gateway\n"), "{out}");
+    assert!(!out.contains("inventory-app"), "{out}");
+    let after = versions(&client, ns).await;
+    let changes = changed(&before, &after);
+    assert!(
+        changes.len() == 1 && changes[0].starts_with("Deployment/api-gateway:"),
+        "only the gateway's Deployment may change: {changes:#?}"
+    );
+    assert_eq!(before.len(), after.len(), "nothing may be pruned or added");
+}
+
 #[tokio::test]
 #[ignore = "needs kube-sim: KUBE_SIM_KUBECONFIG"]
 async fn fresh_deploy_is_ready_and_a_second_changes_nothing() {

@@ -15,6 +15,7 @@ pub mod secrets;
 pub mod sideload;
 pub mod waves;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -70,6 +71,8 @@ impl Project<'_> {
 pub struct Release {
     manifests: Vec<Manifest>,
     images: Vec<Image>,
+    /// With `--only`: the other components, taken as deployed already.
+    deployed: BTreeSet<String>,
 }
 
 pub async fn release(
@@ -90,6 +93,7 @@ pub async fn release(
         m.name.clone_from(namespace);
         m.body["metadata"]["name"] = serde_json::Value::String(namespace.clone());
     }
+    let mut deployed = BTreeSet::new();
     if let Some(only) = only {
         let components: Vec<&str> = manifests
             .iter()
@@ -103,6 +107,11 @@ pub async fn release(
             ))
             .into());
         }
+        deployed = components
+            .iter()
+            .filter(|c| **c != only)
+            .map(|c| c.to_string())
+            .collect();
         manifests.retain(|m| is_shared(m) || m.component() == Some(only));
     }
     for addon in with {
@@ -119,7 +128,11 @@ pub async fn release(
         .into_iter()
         .cloned()
         .collect();
-    Ok(Release { manifests, images })
+    Ok(Release {
+        manifests,
+        images,
+        deployed,
+    })
 }
 
 /// Objects every component needs (namespace, configuration): kept by `--only`.
@@ -158,7 +171,7 @@ fn waves_for(
         images::rewrite(object, &inputs.images);
     }
     objects.extend(secrets::objects(&required, &values));
-    waves::plan(objects)
+    waves::plan(objects, &inputs.deployed)
 }
 
 /// What `plan` shows: each wave's objects with their change, the prunes, the images.

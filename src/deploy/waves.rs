@@ -41,8 +41,10 @@ fn is_final(kind: &str) -> bool {
 }
 
 /// Splits the objects into waves; a dependency on an unknown component, or a
-/// cycle, is an error naming the components.
-pub fn plan(objects: Vec<Manifest>) -> anyhow::Result<Vec<Wave>> {
+/// cycle, is an error naming the components. The components in `deployed`
+/// count as in place already: `deploy --only` applies one component, not
+/// what it depends on.
+pub fn plan(objects: Vec<Manifest>, deployed: &BTreeSet<String>) -> anyhow::Result<Vec<Wave>> {
     let mut namespace = Vec::new();
     let mut config = Vec::new();
     let mut last = Vec::new();
@@ -68,7 +70,8 @@ pub fn plan(objects: Vec<Manifest>) -> anyhow::Result<Vec<Wave>> {
         })
         .collect();
     for (component, deps) in &dependencies {
-        if let Some(unknown) = deps.iter().find(|d| !dependencies.contains_key(d.as_str())) {
+        let known = |d: &&String| dependencies.contains_key(d.as_str()) || deployed.contains(*d);
+        if let Some(unknown) = deps.iter().find(|d| !known(d)) {
             bail!("{component} depends on {unknown}, which no manifest defines");
         }
     }
@@ -86,7 +89,10 @@ pub fn plan(objects: Vec<Manifest>) -> anyhow::Result<Vec<Wave>> {
         let level: Vec<&str> = dependencies
             .iter()
             .filter(|(c, deps)| {
-                !done.contains(*c) && deps.iter().all(|d| done.contains(d.as_str()))
+                !done.contains(*c)
+                    && deps
+                        .iter()
+                        .all(|d| done.contains(d.as_str()) || deployed.contains(d))
             })
             .map(|(c, _)| *c)
             .collect();
@@ -130,7 +136,7 @@ mod tests {
 
     fn waves_of(text: &str) -> anyhow::Result<Vec<(String, Vec<String>)>> {
         let objects = parse("t.yaml", text).unwrap();
-        Ok(plan(objects)?
+        Ok(plan(objects, &BTreeSet::new())?
             .into_iter()
             .map(|w| (w.name, w.objects.iter().map(Manifest::key).collect()))
             .collect())
@@ -167,7 +173,11 @@ mod tests {
     #[test]
     fn the_shipped_stack_has_the_designed_waves() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
-        let waves = plan(crate::deploy::manifest::load(&dir).unwrap()).unwrap();
+        let waves = plan(
+            crate::deploy::manifest::load(&dir).unwrap(),
+            &BTreeSet::new(),
+        )
+        .unwrap();
         let names: Vec<&str> = waves.iter().map(|w| w.name.as_str()).collect();
         assert_eq!(
             names,
@@ -195,5 +205,17 @@ mod tests {
         .concat();
         let err = waves_of(&text).unwrap_err().to_string();
         assert_eq!(err, "the components a, b depend on each other in a cycle");
+    }
+
+    #[test]
+    fn a_deployed_component_counts_as_in_place_and_a_ghost_still_does_not() {
+        let objects = parse("t.yaml", &object("Deployment", "gw", "gw", "app")).unwrap();
+        let deployed = BTreeSet::from(["app".to_string()]);
+        let waves = plan(objects.clone(), &deployed).unwrap();
+        let names: Vec<&str> = waves.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(names, ["gw"]);
+        let ghost = BTreeSet::from(["other".to_string()]);
+        let err = plan(objects, &ghost).unwrap_err().to_string();
+        assert_eq!(err, "gw depends on app, which no manifest defines");
     }
 }
