@@ -325,17 +325,16 @@ impl<'a> Cluster<'a> {
     /// machines that are not running, in the order the provider needs, and
     /// provisions every machine when `provision` is set.
     async fn bring_up(&self, machines: &[Machine], provision: bool) -> anyhow::Result<()> {
-        let with = |kind: Unfinished, running: bool| -> Vec<&str> {
-            machines
-                .iter()
-                .filter(|m| self.unfinished(m) == Some(kind) && (m.is_running() || !running))
-                .map(|m| m.name.as_str())
-                .collect()
-        };
-        let (never_booted, half_booted) = (
-            with(Unfinished::FirstBoot, false),
-            with(Unfinished::Boot, true),
-        );
+        let (mut never_booted, mut half_booted) = (Vec::new(), Vec::new());
+        for machine in machines {
+            match self.unfinished(machine) {
+                Some(Unfinished::FirstBoot) => never_booted.push(machine.name.as_str()),
+                Some(Unfinished::Boot) if machine.is_running() => {
+                    half_booted.push(machine.name.as_str())
+                }
+                _ => {}
+            }
+        }
         if !never_booted.is_empty() {
             let step = format!(
                 "remove {} (its first boot did not finish)",

@@ -69,8 +69,8 @@ pub fn plan(objects: Vec<Manifest>, deployed: &BTreeSet<String>) -> anyhow::Resu
             (component.as_str(), deps)
         })
         .collect();
+    let known = |d: &&String| dependencies.contains_key(d.as_str()) || deployed.contains(*d);
     for (component, deps) in &dependencies {
-        let known = |d: &&String| dependencies.contains_key(d.as_str()) || deployed.contains(*d);
         if let Some(unknown) = deps.iter().find(|d| !known(d)) {
             bail!("{component} depends on {unknown}, which no manifest defines");
         }

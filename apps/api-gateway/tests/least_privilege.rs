@@ -31,29 +31,19 @@ fn config_file(manifest: &str, config_map: &str, key: &str) -> String {
 fn run_init(server: &PrivatePostgres, script: &str, database: &str, user: &str, password: &str) {
     let socket = server.socket_dir().display().to_string();
     let port = server.port.to_string();
-    let psql = |args: &[&str]| {
-        let output = Command::new("psql")
-            .args([
-                "-h",
-                &socket,
-                "-p",
-                &port,
-                "-U",
-                "postgres",
-                "-v",
-                "ON_ERROR_STOP=1",
-            ])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "psql {args:?}: {output:?}");
-    };
-    psql(&[
-        "-d",
-        "postgres",
-        "-c",
-        &format!("CREATE DATABASE {database}"),
-    ]);
+    let created = Command::new("psql")
+        .args([
+            "-h", &socket, "-p", &port, "-U", "postgres", "-d", "postgres",
+        ])
+        .args([
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            &format!("CREATE DATABASE {database}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "CREATE DATABASE: {created:?}");
     let output = Command::new("sh")
         .args(["-c", script])
         .env("PGHOST", &socket)
