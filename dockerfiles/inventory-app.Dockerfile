@@ -7,10 +7,12 @@ FROM --platform=$BUILDPLATFORM rust:1.95.0-slim-bookworm AS build
 ARG TARGETARCH
 WORKDIR /src
 COPY . .
-# The caches only speed up rebuilds; the registry and target dirs are shared by the apps.
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target \
-    dockerfiles/cross-build.sh inventory-app
+# The same step in every app image: it builds the three apps at once, and the
+# caches, held `locked`, let one concurrent build compile while the others wait
+# and then find the work done (cross-build.sh says why).
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/src/target,sharing=locked \
+    dockerfiles/cross-build.sh
 
 # glibc and libgcc of the build stage's Debian release, no shell, no package
 # manager: a base of 24 MB instead of debian-slim's 76 MB (uncompressed; README).

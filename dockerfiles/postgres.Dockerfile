@@ -4,8 +4,9 @@ FROM postgres:16.9-alpine
 LABEL org.opencontainers.image.description="PostgreSQL for inventory-db and billing-db"
 # Its postgres user (uid 70 upstream) becomes uid/gid 10070, the uid the
 # manifests run it as: no uid below 10000 is shared with the host's users,
-# and initdb needs the uid it runs as to have a name (the Alpine image has no
-# nss_wrapper to fake one).
+# and initdb needs the uid it runs as to have a name (the entrypoint would
+# otherwise fake one with nss_wrapper, which is not in every architecture's
+# image).
 RUN set -eux; \
     sed -i -E 's/^(postgres:[^:]*):[0-9]+:[0-9]+:/\1:10070:10070:/' /etc/passwd; \
     sed -i -E 's/^(postgres:[^:]*):[0-9]+:/\1:10070:/' /etc/group; \

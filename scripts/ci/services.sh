@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The services' ground: PostgreSQL and RabbitMQ running for the apps' tests
-# (which .ci/run runs next), hadolint on the Dockerfiles, and the release build
-# the Dockerfiles run.
+# (which .ci/run runs next), and hadolint on the Dockerfiles (the images
+# themselves are built by .ci/run's containers tier).
 # Run from the repository root by .ci/run, as root (it installs packages; the
 # fault tests start private servers as the postgres and rabbitmq users).
 #
@@ -58,7 +58,5 @@ fi
 say "hadolint"
 hadolint dockerfiles/*.Dockerfile
 
-say "release build, as in the Dockerfiles"
-cargo build --release --locked -p inventory-app -p billing-app -p api-gateway
 # Their tests (`#[ignore]`d, needing the servers started above) run with the
 # other tiers' in .ci/run's last step: one `cargo test --workspace` build.

@@ -27,13 +27,9 @@ LOGS=${VM_LOGS:-/tmp/orchestrator-vm-logs}
 CACHE=${VM_SIM_CACHE:-$HOME/.cache/vm-sim}
 BOX=orchestrator/debian12-sim
 T0=$SECONDS
-failed=0
-
-say() { printf 'vm: %s\n' "$*"; }
-die() {
-  printf 'vm: error: %s\n' "$*" >&2
-  exit 1
-}
+TIER=vm
+# shellcheck source=scripts/ci/lib.sh
+. "$ROOT/scripts/ci/lib.sh"
 [ "$(id -u)" = 0 ] || die "run as root (the harness needs a network namespace and libvirtd)"
 
 COPY=
@@ -53,17 +49,6 @@ trap 'say interrupted; exit 130' INT TERM
 rm -rf "$LOGS" && mkdir -p "$LOGS"
 
 # --- the harness and the binary ------------------------------------------------------------
-timed() { # NAME CMD...: a setup step; its output goes to a log, a failure stops the tier
-  local name=$1 t=$SECONDS
-  shift
-  if "$@" >"$LOGS/$name.log" 2>&1; then
-    printf 'PASS %-22s %4ss\n' "$name" $((SECONDS - t))
-  else
-    printf 'FAIL %-22s %4ss  see %s\n' "$name" $((SECONDS - t)) "$LOGS/$name.log"
-    tail -n 15 "$LOGS/$name.log" | sed 's/^/     | /'
-    exit 1
-  fi
-}
 timed build cargo build --locked --bin orchestrator
 BIN=$ROOT/target/debug/orchestrator
 timed setup-host "$SIM/setup-host.sh"
@@ -74,8 +59,7 @@ timed build-box "$SIM/build-box.sh"
 
 # The project copy: vagrant writes .vagrant/ there, the CLI .orchestrator/.
 COPY=$(mktemp -d /tmp/orchestrator-vm.XXXXXX)
-git ls-files -z --cached --others --exclude-standard |
-  tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -xf - -C "$COPY"
+project_copy "$ROOT" "$COPY"
 KCFG=$COPY/.kubeconfig # the user kubeconfig the CLI merges into (never ~/.kube/config)
 set_key() { # KEY VALUE: a [cluster] key of the copy's orchestrator.toml (the shipped file lists them all)
   sed -i "s|^$1 = .*|$1 = $2|" "$COPY/orchestrator.toml"
@@ -108,32 +92,6 @@ in_ns() {
 orch() { (cd "$COPY" && in_ns env KUBECONFIG="$KCFG" "$BIN" "$@"); }
 # vagrant as the CLI runs it (the settings it passes that matter after the boot).
 vagrant_() { (cd "$COPY" && in_ns env VAGRANT_DEFAULT_PROVIDER=libvirt ORCH_BOX="$BOX" vagrant "$@"); }
-
-pass() { printf 'PASS %-22s %4ss  %s\n' "$1" "$2" "$3"; }
-fail() {
-  printf 'FAIL %-22s %4ss  %s\n' "$1" "$2" "$3"
-  failed=1
-}
-
-# step NAME WANT TEXT CMD...: runs CMD, times it; passes when its exit code is WANT
-# (0, or `fail` for any other) and its output has every |-separated part of TEXT.
-step() {
-  local name=$1 want=$2 text=$3 t=$SECONDS rc=0 out part missing='' parts
-  shift 3
-  out=$("$@" 2>&1) || rc=$?
-  printf '%s\n' "$out" >"$LOGS/$name.log"
-  IFS='|' read -ra parts <<<"$text"
-  for part in "${parts[@]}"; do grep -qF -- "$part" <<<"$out" || missing+="'$part' "; done
-  if { [ "$want" = 0 ] && [ $rc -eq 0 ]; } || { [ "$want" = fail ] && [ $rc -ne 0 ]; }; then
-    if [ -z "$missing" ]; then
-      pass "$name" $((SECONDS - t)) "exit $rc${text:+, says: $text}"
-      return 0
-    fi
-  fi
-  fail "$name" $((SECONDS - t)) "exit $rc (wanted $want), missing: ${missing:-nothing}; log $LOGS/$name.log"
-  tail -n 12 <<<"$out" | sed 's/^/     | /'
-  return 1
-}
 
 states() { # the machines' vagrant states, "master=STATE agent=STATE"
   vagrant_ status --machine-readable 2>/dev/null |
@@ -174,9 +132,6 @@ nodes_fresh() {
 # What the stand-in get.k3s.io served: release files (the host's downloads) and anything the VMs asked.
 releases_served() { grep -c '"GET /releases/' /run/vm-sim/fakenet.log; }
 vm_requests() { grep -vc '^127\.0\.0\.1 ' /run/vm-sim/fakenet.log; }
-expect_equal() { # NAME GOT WANT WHAT
-  if [ "$2" = "$3" ]; then pass "$1" 0 "$4: $2"; else fail "$1" 0 "$4: $2, wanted $3"; fi
-}
 
 # --- the life cycle ------------------------------------------------------------------------
 served0=$(releases_served) vm0=$(vm_requests)

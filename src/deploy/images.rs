@@ -23,6 +23,7 @@ use super::manifest::Manifest;
 use super::{Options, Project};
 use crate::config::RegistryConfig;
 use crate::error::Failure;
+use crate::preflight::{Builder, MULTI_PLATFORM_FIX};
 use crate::process::{Command, Runner, Stdout};
 use crate::reporter::Reporter;
 
@@ -46,11 +47,24 @@ pub struct Image {
 }
 
 impl Image {
-    /// What the manifests get: the reference, pinned by digest when known.
+    /// What the manifests get: the repository pinned by digest when known
+    /// (`docker.io/student/postgres@sha256:...`), else the tagged reference.
+    /// Not `NAME:TAG@DIGEST`: the tag changes with every commit, and a pod
+    /// template that changes restarts its pods, so an image whose content did
+    /// not change (the databases', the broker's) would restart on every
+    /// deploy of an app's change.
     pub fn pinned(&self) -> String {
         match &self.digest {
-            Some(digest) => format!("{}@{digest}", self.reference),
+            Some(digest) => format!("{}@{digest}", self.repository()),
             None => self.reference.clone(),
+        }
+    }
+
+    /// The reference without its tag.
+    fn repository(&self) -> &str {
+        match self.reference.rsplit_once(':') {
+            Some((repository, tag)) if !tag.contains('/') => repository,
+            _ => &self.reference,
         }
     }
 }
@@ -233,6 +247,23 @@ pub fn check_platforms(images: &[Image], nodes: &NodePlatforms) -> anyhow::Resul
     )
 }
 
+/// Fails before anything is built when the build needs several platforms and
+/// the builder holds one (Docker's default: "Multi-platform build is not
+/// supported for the docker driver", after the other images started).
+pub fn check_builder(builder: Option<&Builder>, platforms: &[String]) -> anyhow::Result<()> {
+    match builder {
+        Some(builder) if platforms.len() > 1 && !builder.multi_platform => Err(Failure::HostNotReady(format!(
+            "the images must be built for {} at once, but docker's builder ({} driver) builds one \
+             platform at a time; nothing was built.\n  Fix: {MULTI_PLATFORM_FIX}; or deploy to \
+             nodes of one CPU",
+            platforms.join(" and "),
+            builder.driver
+        ))
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 /// The plain words for a container whose log says `exec format error`: its
 /// image was built for another CPU than its node's.
 pub fn exec_format_fix(logs: &str) -> Option<String> {
@@ -244,50 +275,54 @@ pub fn exec_format_fix(logs: &str) -> Option<String> {
     })
 }
 
-/// The sources' identity: `COMMIT` or `COMMIT-dirty` in a git checkout, else
-/// `src-HASH` of every file outside build output and local state. The
-/// manifests are not what the images are built from: editing them does not
-/// change the tag (and so does not restart every pod).
+/// The sources' identity: `COMMIT` in a clean git checkout, `COMMIT-dirty-HASH`
+/// with uncommitted changes (HASH names them: the diff and the untracked
+/// files, so `--skip-build` after further edits never takes an older dirty
+/// build for this one), else `src-HASH` of every file outside build output
+/// and local state. The manifests are not what the images are built from:
+/// editing them does not change the tag (and so does not restart every pod).
 pub async fn source_tag(
     project_dir: &Path,
     manifests: &Path,
     runner: &Runner,
 ) -> anyhow::Result<String> {
-    let git = |args: &[&str]| {
-        Command::new("git")
+    let git = |step: &'static str, args: &[&str]| {
+        let command = Command::new("git")
             .arg("-C")
             .arg(project_dir.display().to_string())
-            .args(args.iter().copied())
+            .args(args.iter().copied());
+        runner.run(step, command, Stdout::Capture)
     };
-    if let Ok(commit) = runner
-        .run(
-            "git commit",
-            git(&["rev-parse", "--short=12", "HEAD"]),
-            Stdout::Capture,
-        )
-        .await
-    {
+    if let Ok(commit) = git("git commit", &["rev-parse", "--short=12", "HEAD"]).await {
         let outside_manifests = format!(":(exclude){}", manifests.display());
-        let changes = runner
-            .run(
-                "git status",
-                git(&[
-                    "status",
-                    "--porcelain",
-                    "--untracked-files=normal",
-                    "--",
-                    ".",
-                    &outside_manifests,
-                ]),
-                Stdout::Capture,
-            )
-            .await?;
-        let dirty = if changes.trim().is_empty() {
-            ""
-        } else {
-            "-dirty"
-        };
-        return Ok(format!("{}{dirty}", commit.trim()));
+        let sources = ["--", ".", outside_manifests.as_str()];
+        let diff = git(
+            "git diff",
+            &[&["diff", "HEAD", "--binary", "--no-ext-diff"][..], &sources].concat(),
+        )
+        .await?;
+        let untracked = git(
+            "git ls-files",
+            &[&["ls-files", "--others", "--exclude-standard"][..], &sources].concat(),
+        )
+        .await?;
+        let commit = commit.trim();
+        if diff.is_empty() && untracked.trim().is_empty() {
+            return Ok(commit.to_string());
+        }
+        let root = project_dir.to_path_buf();
+        let hash = tokio::task::spawn_blocking(move || {
+            let mut hasher = Sha256::new();
+            hasher.update(diff.as_bytes());
+            for file in untracked.lines().filter(|l| !l.is_empty()) {
+                hasher.update(file.as_bytes());
+                // A file gone since it was listed counts as empty.
+                hasher.update(std::fs::read(root.join(file)).unwrap_or_default());
+            }
+            format!("{:x}", hasher.finalize())
+        })
+        .await?;
+        return Ok(format!("{commit}-dirty-{}", &hash[..12]));
     }
     let (root, manifests) = (project_dir.to_path_buf(), manifests.to_path_buf());
     let hash = tokio::task::spawn_blocking(move || hash_tree(&root, &manifests)).await??;
@@ -367,11 +402,13 @@ enum Output {
 /// (`registry.sideload`), or neither with `--skip-push`. An image the cluster
 /// would get for the wrong platform is refused first. When one build fails the
 /// others are dropped, which stops their processes.
+#[allow(clippy::too_many_arguments)]
 pub async fn publish(
     images: &mut [Image],
     project: &Project<'_>,
     options: &Options,
     nodes: &NodePlatforms,
+    builder: Option<&Builder>,
     runner: &Runner,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<()> {
@@ -408,6 +445,7 @@ pub async fn publish(
     if options.skip_build {
         return Ok(());
     }
+    check_builder(builder, &platforms)?;
     let build = Build {
         project,
         runner,
@@ -632,7 +670,7 @@ mod tests {
         assert_eq!(
             found,
             [
-                "docker.io/student/api-gateway:abc@sha256:1234",
+                "docker.io/student/api-gateway@sha256:1234",
                 "busybox:1.36",
                 "docker.io/student/postgres:abc"
             ]
@@ -743,6 +781,35 @@ mod tests {
     }
 
     #[test]
+    fn a_builder_of_one_platform_is_refused_a_multi_platform_build() {
+        let docker = Builder {
+            driver: "docker".into(),
+            multi_platform: false,
+        };
+        let both = ["linux/amd64".to_string(), "linux/arm64".to_string()];
+        let err = check_builder(Some(&docker), &both).unwrap_err();
+        assert_eq!(
+            crate::error::exit_code(&err),
+            crate::error::exit::HOST_NOT_READY
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("linux/amd64 and linux/arm64 at once")
+                && text.contains("docker driver")
+                && text.contains("docker buildx create")
+                && text.contains("containerd-snapshotter"),
+            "{text}"
+        );
+        check_builder(Some(&docker), &both[..1]).unwrap();
+        let container = Builder {
+            driver: "docker-container".into(),
+            multi_platform: true,
+        };
+        check_builder(Some(&container), &both).unwrap();
+        check_builder(None, &both).unwrap();
+    }
+
+    #[test]
     fn exec_format_error_is_explained_as_the_wrong_cpu() {
         let fix = exec_format_fix("exec /usr/local/bin/app: exec format error").unwrap();
         assert!(
@@ -795,10 +862,12 @@ mod tests {
         .unwrap();
         let mut images = [image("api-gateway", None), image("postgres", None)];
         recall(&mut images, &record);
-        assert_eq!(
-            images[0].pinned(),
-            "docker.io/student/api-gateway:abc@sha256:1"
-        );
+        assert_eq!(images[0].pinned(), "docker.io/student/api-gateway@sha256:1");
+        let mut local = images[0].clone();
+        local.reference = "localhost:5000/sim/api-gateway:abc".into();
+        assert_eq!(local.pinned(), "localhost:5000/sim/api-gateway@sha256:1");
+        local.digest = None;
+        assert_eq!(local.pinned(), "localhost:5000/sim/api-gateway:abc");
         assert_eq!(images[0].platforms, ["linux/arm64"]);
         assert_eq!(images[1].digest, None);
     }
@@ -809,6 +878,50 @@ mod tests {
         let err = repository(&registry).unwrap_err();
         assert_eq!(crate::error::exit_code(&err), crate::error::exit::USAGE);
         assert!(err.to_string().contains("--sideload"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_dirty_tag_names_the_uncommitted_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let git = |args: &[&str]| {
+            let status = std::process::Command::new("git")
+                .arg("-C")
+                .arg(root)
+                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(status.status.success(), "git {args:?}: {status:?}");
+        };
+        git(&["init", "-q"]);
+        std::fs::write(root.join("a.rs"), "one").unwrap();
+        std::fs::write(root.join(".gitignore"), ".orchestrator/\n").unwrap();
+        std::fs::create_dir(root.join("manifests")).unwrap();
+        std::fs::write(root.join("manifests/x.yaml"), "kind: A").unwrap();
+        git(&["add", "."]);
+        git(&["commit", "-qm", "first"]);
+        let runner = Runner::new(root.join(".orchestrator/logs"));
+        let manifests = root.join("manifests");
+        let tag = || source_tag(root, &manifests, &runner);
+        let clean = tag().await.unwrap();
+        assert_eq!(clean.len(), 12, "{clean}");
+        // Manifests are not sources.
+        std::fs::write(root.join("manifests/x.yaml"), "kind: B").unwrap();
+        assert_eq!(tag().await.unwrap(), clean);
+
+        std::fs::write(root.join("a.rs"), "two").unwrap();
+        let edited = tag().await.unwrap();
+        assert!(edited.starts_with(&format!("{clean}-dirty-")), "{edited}");
+        assert_eq!(tag().await.unwrap(), edited, "the same changes, the same tag");
+        std::fs::write(root.join("a.rs"), "three").unwrap();
+        let edited_again = tag().await.unwrap();
+        assert_ne!(edited_again, edited);
+        std::fs::write(root.join("new.rs"), "x").unwrap();
+        let with_new_file = tag().await.unwrap();
+        assert_ne!(with_new_file, edited_again);
+        std::fs::write(root.join("new.rs"), "y").unwrap();
+        assert_ne!(tag().await.unwrap(), with_new_file, "an untracked file's content counts");
     }
 
     #[test]

@@ -73,6 +73,8 @@ pub struct Release {
     images: Vec<Image>,
     /// With `--only`: the other components, taken as deployed already.
     deployed: BTreeSet<String>,
+    /// The builder the images are built on, as the preflight found it.
+    builder: Option<crate::preflight::Builder>,
 }
 
 pub async fn release(
@@ -132,6 +134,7 @@ pub async fn release(
         manifests,
         images,
         deployed,
+        builder: None,
     })
 }
 
@@ -266,8 +269,11 @@ pub async fn prepare(
         push: !options.skip_push && !project.config.registry.sideload,
     };
     // The Docker checks have nothing to warn about, only to fail.
-    crate::preflight::require(project.config, docker, &crate::reporter::Silent).await?;
-    release(project, options.only.as_deref(), &options.with, runner).await
+    let report =
+        crate::preflight::require(project.config, docker, &crate::reporter::Silent).await?;
+    let mut release = release(project, options.only.as_deref(), &options.with, runner).await?;
+    release.builder = report.builder;
+    Ok(release)
 }
 
 pub async fn deploy(
@@ -285,6 +291,7 @@ pub async fn deploy(
         project,
         options,
         &nodes,
+        inputs.builder.as_ref(),
         runner,
         reporter,
     )

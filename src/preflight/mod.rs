@@ -21,7 +21,7 @@ use crate::prereq::Tool;
 use crate::reporter::Reporter;
 
 pub use probe::{Answer, Facts, HostFiles, ask, probe};
-pub use rules::evaluate;
+pub use rules::{Builder, MULTI_PLATFORM_FIX, evaluate};
 
 /// How long one probe (`vagrant --version`, `docker version`, ...) may take
 /// before it counts as not answering.
@@ -139,6 +139,8 @@ pub enum Check {
     Memory,
     DockerDaemon,
     Buildx,
+    /// The buildx builder, and whether it can build several platforms at once.
+    Builder,
     DockerLogin,
 }
 
@@ -154,6 +156,7 @@ impl Check {
             Check::Memory => "memory",
             Check::DockerDaemon => "docker daemon",
             Check::Buildx => "docker buildx",
+            Check::Builder => "docker builder",
             Check::DockerLogin => "docker login",
         }
     }
@@ -242,6 +245,9 @@ pub struct Report {
     pub host: Host,
     pub findings: Vec<Finding>,
     pub summary: Summary,
+    /// The builder the images would be built on, when it was asked.
+    #[serde(skip)]
+    pub builder: Option<Builder>,
 }
 
 impl Report {
@@ -256,6 +262,7 @@ impl Report {
             host,
             findings,
             summary,
+            builder: None,
         }
     }
 
@@ -283,24 +290,26 @@ impl Report {
 pub async fn check(config: &Config, scope: Scope, files: &HostFiles) -> Report {
     let facts = probe(config, scope, files, PROBE_TIMEOUT).await;
     let findings = evaluate(config, scope, &facts);
-    Report::new(
+    let mut report = Report::new(
         Host {
             os: facts.os.clone(),
             arch: facts.arch.clone(),
             wsl: facts.wsl,
         },
         findings,
-    )
+    );
+    report.builder = Builder::of(&facts);
+    report
 }
 
 /// Runs the preflight for `scope`: warnings go to `reporter`, and any failure
 /// is an error that lists each with its fix (exit code 3 for a missing tool,
-/// else 5). Nothing on the host is changed.
+/// else 5). Nothing on the host is changed. Returns the report when it passes.
 pub async fn require(
     config: &Config,
     scope: Scope,
     reporter: &dyn Reporter,
-) -> Result<(), Failure> {
+) -> Result<Report, Failure> {
     let report = check(config, scope, &HostFiles::from_env()).await;
     for warning in report.at(Level::Warn) {
         let fix = warning.fix.as_deref().map(|fix| format!(" (fix: {fix})"));
@@ -320,7 +329,7 @@ pub async fn require(
         )
     }) {
         Some(failure) => Err(failure),
-        None => Ok(()),
+        None => Ok(report),
     }
 }
 

@@ -121,8 +121,17 @@ pub struct Facts {
     /// `docker version --format {{.Server.Version}}`: only the daemon can answer it.
     pub docker_server: Option<Answer>,
     pub buildx: Option<Answer>,
+    /// `docker buildx inspect`: the builder the builds run on, and its driver.
+    pub builder: Option<Answer>,
+    /// `docker info --format {{json .DriverStatus}}`: whether the daemon keeps
+    /// its images in containerd (which lets its builder hold several platforms).
+    pub image_store: Option<Answer>,
     /// Docker's `config.json`: its path, and its text unless absent.
     pub docker_config: Option<(PathBuf, Option<String>)>,
+    /// The HTTP status of the registry's anonymous `GET /v2/` (the Registry
+    /// API's version check: 200 when it needs no login, 401 when it does), if
+    /// it answered; asked of registries other than Docker Hub only.
+    pub registry_status: Option<u16>,
 }
 
 impl Facts {
@@ -183,7 +192,9 @@ pub async fn probe(config: &Config, scope: Scope, files: &HostFiles, timeout: Du
             }
         }
     };
-    let (vagrant_version, provider_version, plugins, boxes, server, buildx) = tokio::join!(
+    let registry = &config.registry.server;
+    let ask_registry = scope.push() && docker.is_some() && registry != "docker.io";
+    let (vagrant_version, provider_version, plugins, boxes, server, buildx, builder, image_store) = tokio::join!(
         ask_if(vagrant.as_ref(), scope.vms(), &["--version"]),
         ask_if(provider_tool.as_ref(), scope.vms(), &["--version"]),
         ask_if(
@@ -198,6 +209,12 @@ pub async fn probe(config: &Config, scope: Scope, files: &HostFiles, timeout: Du
             &["version", "--format", "{{.Server.Version}}"]
         ),
         ask_if(docker.as_ref(), scope.build(), &["buildx", "version"]),
+        ask_if(docker.as_ref(), scope.build(), &["buildx", "inspect"]),
+        ask_if(
+            docker.as_ref(),
+            scope.build(),
+            &["info", "--format", "{{json .DriverStatus}}"]
+        ),
     );
     facts.vagrant_version = vagrant_version;
     facts.provider_version = provider_version;
@@ -205,6 +222,11 @@ pub async fn probe(config: &Config, scope: Scope, files: &HostFiles, timeout: Du
     facts.vagrant_boxes = boxes;
     facts.docker_server = server;
     facts.buildx = buildx;
+    facts.builder = builder;
+    facts.image_store = image_store;
+    if ask_registry {
+        facts.registry_status = registry_status(registry, timeout.min(REGISTRY_TIMEOUT)).await;
+    }
     if scope.push() && docker.is_some() {
         facts.docker_config = docker_config_file().map(|path| {
             let text = std::fs::read_to_string(&path).ok();
@@ -212,6 +234,33 @@ pub async fn probe(config: &Config, scope: Scope, files: &HostFiles, timeout: Du
         });
     }
     facts
+}
+
+const REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The status of `GET /v2/` on `server` (`host[:port]`) without credentials,
+/// over plain HTTP for a registry on this machine (as Docker itself allows
+/// there), else HTTPS; `None` when it does not answer.
+pub async fn registry_status(server: &str, timeout: Duration) -> Option<u16> {
+    let host = server.rsplit_once(':').map_or(server, |(host, port)| {
+        match port.bytes().all(|b| b.is_ascii_digit()) {
+            true => host,
+            false => server,
+        }
+    });
+    let local = host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let scheme = if local { "http" } else { "https" };
+    let client = reqwest::Client::builder().timeout(timeout).build().ok()?;
+    let response = client
+        .get(format!("{scheme}://{server}/v2/"))
+        .send()
+        .await
+        .ok()?;
+    Some(response.status().as_u16())
 }
 
 /// Docker's client configuration: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
@@ -261,6 +310,41 @@ mod tests {
             matches!(&missing, Answer::Failed(why) if why.contains("could not start")),
             "{missing:?}"
         );
+    }
+
+    /// A registry on loopback answering `GET /v2/` with `status`; its `host:port`.
+    async fn registry_answering(status: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = [0u8; 1024];
+                let read = stream.read(&mut request).await.unwrap_or(0);
+                let asked = String::from_utf8_lossy(&request[..read]);
+                let status = match asked.starts_with("GET /v2/ ") {
+                    true => status,
+                    false => "404 Not Found",
+                };
+                let _ = stream
+                    .write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n").as_bytes())
+                    .await;
+            }
+        });
+        format!("localhost:{}", address.port())
+    }
+
+    #[tokio::test]
+    async fn a_local_registry_is_asked_over_plain_http_without_credentials() {
+        let timeout = Duration::from_secs(5);
+        let open = registry_answering("200 OK").await;
+        assert_eq!(registry_status(&open, timeout).await, Some(200));
+        let closed = registry_answering("401 Unauthorized").await;
+        assert_eq!(registry_status(&closed, timeout).await, Some(401));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let nobody = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+        drop(listener);
+        assert_eq!(registry_status(&nobody, timeout).await, None);
     }
 
     #[test]

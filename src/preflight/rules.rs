@@ -32,6 +32,7 @@ pub fn evaluate(config: &Config, scope: Scope, facts: &Facts) -> Vec<Finding> {
     }));
     findings.extend(docker_daemon(facts));
     findings.extend(buildx(facts));
+    findings.extend(Builder::of(facts).map(|builder| builder.finding()));
     findings.extend(docker_login(config, facts));
     findings.extend(tool(facts, Tool::Kubectl, |at| {
         Finding::ok(Check::Tool(Tool::Kubectl), at.display().to_string())
@@ -596,8 +597,58 @@ fn buildx(facts: &Facts) -> Option<Finding> {
     })
 }
 
+/// The buildx builder the images are built on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Builder {
+    /// `docker`, `docker-container`, `kubernetes`, `remote`.
+    pub driver: String,
+    /// Whether it can build an image for several platforms at once.
+    pub multi_platform: bool,
+}
+
+/// How to get a builder that holds several platforms, for a cluster that mixes CPUs.
+pub const MULTI_PLATFORM_FIX: &str = "create a builder that can: `docker buildx create --name multi \
+     --driver docker-container --use` (BuildKit in a container), or turn on Docker's containerd \
+     image store (Docker Desktop: Settings > General > \"Use containerd for pulling and storing \
+     images\"; Docker Engine: `\"features\": {\"containerd-snapshotter\": true}` in \
+     /etc/docker/daemon.json, then restart docker)";
+
+impl Builder {
+    /// From `docker buildx inspect` (its `Driver:` line) and the daemon's
+    /// image store: the `docker` driver, a default Docker Engine's, builds one
+    /// platform at a time unless the daemon keeps its images in containerd
+    /// ("Multi-platform build is not supported for the docker driver").
+    pub fn of(facts: &Facts) -> Option<Builder> {
+        let Some(Answer::Ok(inspect)) = &facts.builder else {
+            return None;
+        };
+        let driver = inspect
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("Driver:"))?
+            .trim()
+            .to_string();
+        let containerd_store = matches!(&facts.image_store, Some(Answer::Ok(status))
+            if status.contains("io.containerd.snapshotter"));
+        Some(Builder {
+            multi_platform: driver != "docker" || containerd_store,
+            driver,
+        })
+    }
+
+    fn finding(&self) -> Finding {
+        let what = match self.multi_platform {
+            true => "builds several platforms at once",
+            false => {
+                "builds one platform at a time: enough unless the nodes mix CPUs \
+                 (`deploy` says how to get one that builds both)"
+            }
+        };
+        Finding::ok(Check::Builder, format!("{} driver, {what}", self.driver))
+    }
+}
+
 /// Whether docker has credentials for the registry: in its config file, or
-/// through a credential store it will ask.
+/// through a credential store it will ask, or the registry needs none.
 fn docker_login(config: &Config, facts: &Facts) -> Option<Finding> {
     let (path, text) = facts.docker_config.as_ref()?;
     let registry = &config.registry;
@@ -631,6 +682,14 @@ fn docker_login(config: &Config, facts: &Facts) -> Option<Finding> {
             Check::DockerLogin,
             format!(
                 "{} credentials kept by a credential helper",
+                registry.server
+            ),
+        )
+    } else if facts.registry_status == Some(200) {
+        Finding::ok(
+            Check::DockerLogin,
+            format!(
+                "{} needs no login (it answers GET /v2/ without credentials)",
                 registry.server
             ),
         )
@@ -1133,5 +1192,67 @@ mod tests {
             login.fix.as_deref(),
             Some("run `docker login` (or deploy with --skip-push)")
         );
+    }
+
+    #[test]
+    fn a_registry_that_needs_no_login_is_not_refused() {
+        let mut config = Config::default();
+        config.registry.server = "localhost:5000".into();
+        let mut facts = docker_host(
+            Answer::Ok("27.3.1\n".into()),
+            Answer::Ok(BUILDX.into()),
+            Some("{}"),
+        );
+        for (status, level) in [(Some(401), Level::Fail), (None, Level::Fail)] {
+            facts.registry_status = status;
+            let findings = evaluate(&config, Scope::Doctor, &facts);
+            assert_eq!(the(&findings, Check::DockerLogin).level, level, "{status:?}");
+        }
+        facts.registry_status = Some(200);
+        let findings = evaluate(&config, Scope::Doctor, &facts);
+        let login = the(&findings, Check::DockerLogin);
+        assert_eq!(login.level, Level::Ok);
+        assert_eq!(
+            login.message,
+            "localhost:5000 needs no login (it answers GET /v2/ without credentials)"
+        );
+    }
+
+    #[test]
+    fn the_builder_says_whether_it_builds_several_platforms() {
+        let inspect = |driver: &str| {
+            Some(Answer::Ok(format!(
+                "Name:          default\nDriver:        {driver}\nLast Activity: 2026-12-07 10:00:00 +0000 UTC\n\nNodes:\nName:      default\nEndpoint:  default\nStatus:    running\nBuildKit:  v0.13.2\nPlatforms: linux/amd64, linux/amd64/v2, linux/386\n"
+            )))
+        };
+        let classic = Some(Answer::Ok("[[\"Backing Filesystem\",\"extfs\"],[\"Supports d_type\",\"true\"]]\n".into()));
+        let containerd = Some(Answer::Ok("[[\"driver-type\",\"io.containerd.snapshotter.v1\"]]\n".into()));
+        let builder = |driver: &str, store: &Option<Answer>| {
+            let facts = Facts {
+                builder: inspect(driver),
+                image_store: store.clone(),
+                ..Facts::default()
+            };
+            Builder::of(&facts).map(|b| b.multi_platform)
+        };
+        assert_eq!(builder("docker", &classic), Some(false));
+        assert_eq!(builder("docker", &containerd), Some(true));
+        assert_eq!(builder("docker-container", &classic), Some(true));
+        // Not asked, or an answer without a driver: nothing to say.
+        assert_eq!(Builder::of(&Facts::default()), None);
+        let mute = Facts {
+            builder: Some(Answer::Ok(String::new())),
+            ..Facts::default()
+        };
+        assert_eq!(Builder::of(&mute), None);
+        let facts = Facts {
+            builder: inspect("docker"),
+            image_store: classic,
+            ..Facts::default()
+        };
+        let findings = evaluate(&Config::default(), Scope::Doctor, &facts);
+        let found = the(&findings, Check::Builder);
+        assert_eq!(found.level, Level::Ok);
+        assert!(found.message.starts_with("docker driver, builds one platform at a time"), "{}", found.message);
     }
 }
