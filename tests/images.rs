@@ -195,7 +195,10 @@ async fn images_are_built_for_the_nodes_platform_and_pinned_by_digest() {
         .await
         .image
         .unwrap();
-    assert_eq!(image, "docker.io/student/api-gateway@sha256:0123456789abcdef");
+    assert_eq!(
+        image,
+        "docker.io/student/api-gateway@sha256:0123456789abcdef"
+    );
 }
 
 /// Pinned by digest alone, an image whose content did not change keeps its

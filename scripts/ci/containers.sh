@@ -22,6 +22,8 @@
 # Run as root, with kube-sim up (KUBE_SIM_KUBECONFIG), from anywhere:
 #   scripts/ci/containers.sh [PROJECT]   (PROJECT: the tree to copy, default this checkout)
 # ORCHESTRATOR_BIN: the binary (default: target/debug/orchestrator, built when missing).
+# CONTAINERS_PARTS: which parts to run (default "images node local"; e.g. `node`
+# alone, to see an older tree's manifests on the real node).
 # Exit 0 when every step passed; logs stay in $CONTAINERS_LOGS (default
 # /tmp/orchestrator-containers-logs). It leaves node-sim and docker-sim torn down.
 # Functions called through traps or as a step's command look unreachable to shellcheck.
@@ -93,7 +95,11 @@ live_images() { # KUBECTL...: every container image of the namespace's workloads
   "$@" get deployments,statefulsets -o jsonpath='{range .items[*]}{range .spec.template.spec.containers[*]}{.image}{"\n"}{end}{end}' | sort -u
 }
 
+PARTS=" ${CONTAINERS_PARTS:-images node local} "
+part() { [[ $PARTS == *" $1 "* ]]; }
+
 # --- images, on kube-sim --------------------------------------------------------------------
+if part images; then
 KS_NS=containers-tier
 set_key deploy namespace "\"$KS_NS\""
 kubectl_ks() { kubectl --kubeconfig "$KUBE_SIM_KUBECONFIG" -n "$KS_NS" "$@"; }
@@ -138,7 +144,7 @@ kubectl_ks delete namespace "$KS_NS" --wait=false >/dev/null 2>&1
 
 # What each image weighs: in the engine, and pushed (its compressed layers and config).
 {
-  printf '| image | size (`docker image ls`) | pushed (compressed) |\n|---|---|---|\n'
+  printf "| image | size (\`docker image ls\`) | pushed (compressed) |\n|---|---|---|\n"
   while read -r live; do
     digest=${live#*@} repo=${live%@*} repo=${repo#localhost:5000/}
     ref=$(grep -F " $digest" "$LOGS/recorded-change.txt" | tail -1 | cut -d' ' -f1)
@@ -150,6 +156,7 @@ kubectl_ks delete namespace "$KS_NS" --wait=false >/dev/null 2>&1
   done <"$LOGS/live-change.txt"
 } >"$LOGS/sizes.md"
 sed 's/^/    /' "$LOGS/sizes.md"
+fi
 
 # --- the stack, on a real node ----------------------------------------------------------------
 set_key deploy namespace '"orchestrator"'
@@ -216,6 +223,7 @@ data_survives_pod_deletes() {
 cookie_mode() { kubectl_node exec rabbitmq-0 -- stat -c '%a %u:%g' /var/lib/rabbitmq/.erlang.cookie; }
 
 # The stack on hostPath volumes (K3s's local-path), deployed with no registry login.
+if part node; then
 timed node-sim-up node_up hostpath
 docker_ logout localhost:5000 >>"$LOGS/login.log" 2>&1
 step node-deploy 0 "docker login|needs no login|deployed" orch_node deploy
@@ -235,7 +243,10 @@ step node-rabbitmq-watermark 0 "computed to: 0.2684 gb" kubectl_node exec rabbit
 step node-data-kept 0 "kept across the deletes" data_survives_pod_deletes hostpath
 expect_equal node-cookie "$(cookie_mode)" "400 10100:10100" "Erlang cookie mode"
 
+fi
+
 # Again on `local` volumes, where the kubelet applies fsGroup, and with no registry: sideloaded.
+if part local; then
 timed node-sim-up-local node_up local NODE_SIM_PV_TYPE=local
 step node-sideload 0 "imported|deployed" orch_node deploy --sideload
 # What deploy streamed to each node: `docker save` archives, their tags and platform.
@@ -267,6 +278,7 @@ rm -f "$LOGS"/sideload-*.tar
 step node-sideload-ready 0 "rabbitmq-0" all_ready
 step node-local-data-kept 0 "kept across the deletes" data_survives_pod_deletes local
 expect_equal node-local-cookie "$(cookie_mode)" "400 10100:10100" "Erlang cookie mode after the fsGroup pass"
+fi
 
 printf 'containers tier: %s in %s s\n' "$([ $failed = 0 ] && echo passed || echo FAILED)" $((SECONDS - T0))
 exit $failed

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # `failed` is read by the scripts that source this
 # What the CI tiers written in bash share (vm.sh, containers.sh): their
 # PASS/FAIL lines, which .ci/run counts, timed setup steps, checked steps, and
 # the scratch copy of the checkout they work on. Source it after setting
@@ -11,7 +12,7 @@ die() {
 }
 
 pass() { printf 'PASS %-22s %4ss  %s\n' "$1" "$2" "$3"; }
-failed=0
+failed=0 # the sourcing tier's exit status
 fail() {
   printf 'FAIL %-22s %4ss  %s\n' "$1" "$2" "$3"
   failed=1

@@ -303,7 +303,11 @@ pub async fn source_tag(
         .await?;
         let untracked = git(
             "git ls-files",
-            &[&["ls-files", "--others", "--exclude-standard"][..], &sources].concat(),
+            &[
+                &["ls-files", "--others", "--exclude-standard"][..],
+                &sources,
+            ]
+            .concat(),
         )
         .await?;
         let commit = commit.trim();
@@ -913,7 +917,11 @@ mod tests {
         std::fs::write(root.join("a.rs"), "two").unwrap();
         let edited = tag().await.unwrap();
         assert!(edited.starts_with(&format!("{clean}-dirty-")), "{edited}");
-        assert_eq!(tag().await.unwrap(), edited, "the same changes, the same tag");
+        assert_eq!(
+            tag().await.unwrap(),
+            edited,
+            "the same changes, the same tag"
+        );
         std::fs::write(root.join("a.rs"), "three").unwrap();
         let edited_again = tag().await.unwrap();
         assert_ne!(edited_again, edited);
@@ -921,7 +929,11 @@ mod tests {
         let with_new_file = tag().await.unwrap();
         assert_ne!(with_new_file, edited_again);
         std::fs::write(root.join("new.rs"), "y").unwrap();
-        assert_ne!(tag().await.unwrap(), with_new_file, "an untracked file's content counts");
+        assert_ne!(
+            tag().await.unwrap(),
+            with_new_file,
+            "an untracked file's content counts"
+        );
     }
 
     #[test]

@@ -1206,7 +1206,11 @@ mod tests {
         for (status, level) in [(Some(401), Level::Fail), (None, Level::Fail)] {
             facts.registry_status = status;
             let findings = evaluate(&config, Scope::Doctor, &facts);
-            assert_eq!(the(&findings, Check::DockerLogin).level, level, "{status:?}");
+            assert_eq!(
+                the(&findings, Check::DockerLogin).level,
+                level,
+                "{status:?}"
+            );
         }
         facts.registry_status = Some(200);
         let findings = evaluate(&config, Scope::Doctor, &facts);
@@ -1225,8 +1229,12 @@ mod tests {
                 "Name:          default\nDriver:        {driver}\nLast Activity: 2026-12-07 10:00:00 +0000 UTC\n\nNodes:\nName:      default\nEndpoint:  default\nStatus:    running\nBuildKit:  v0.13.2\nPlatforms: linux/amd64, linux/amd64/v2, linux/386\n"
             )))
         };
-        let classic = Some(Answer::Ok("[[\"Backing Filesystem\",\"extfs\"],[\"Supports d_type\",\"true\"]]\n".into()));
-        let containerd = Some(Answer::Ok("[[\"driver-type\",\"io.containerd.snapshotter.v1\"]]\n".into()));
+        let classic = Some(Answer::Ok(
+            "[[\"Backing Filesystem\",\"extfs\"],[\"Supports d_type\",\"true\"]]\n".into(),
+        ));
+        let containerd = Some(Answer::Ok(
+            "[[\"driver-type\",\"io.containerd.snapshotter.v1\"]]\n".into(),
+        ));
         let builder = |driver: &str, store: &Option<Answer>| {
             let facts = Facts {
                 builder: inspect(driver),
@@ -1253,6 +1261,12 @@ mod tests {
         let findings = evaluate(&Config::default(), Scope::Doctor, &facts);
         let found = the(&findings, Check::Builder);
         assert_eq!(found.level, Level::Ok);
-        assert!(found.message.starts_with("docker driver, builds one platform at a time"), "{}", found.message);
+        assert!(
+            found
+                .message
+                .starts_with("docker driver, builds one platform at a time"),
+            "{}",
+            found.message
+        );
     }
 }
