@@ -120,7 +120,7 @@ pub struct DeployArgs {
     #[arg(long = "with", value_name = "ADDON", value_parser = addon_names())]
     pub with: Vec<Addon>,
     /// Seconds to wait for each wave to become ready [default: deploy.timeout_secs]
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(orchestrator::config::TIMEOUT_SECS))]
     pub timeout: Option<u64>,
     /// Build nothing, change nothing: let the API server validate every object
     #[arg(long)]

@@ -2,6 +2,7 @@
 //! a bad file is reported with its line and column before anything runs.
 
 use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -155,24 +156,27 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Loaded> {
         Some(path) => Some(cwd.join(path)),
         None => find(&cwd),
     };
-    let mut config = match &file {
-        Some(file) => {
-            let text = std::fs::read_to_string(file)
-                .map_err(|err| Failure::Usage(format!("cannot read {}: {err}", file.display())))?;
-            parse(&text).map_err(|msg| Failure::Usage(format!("{}:{msg}", file.display())))?
-        }
-        None => Config::default(),
+    let text = match &file {
+        Some(file) => std::fs::read_to_string(file)
+            .map_err(|err| Failure::Usage(format!("cannot read {}: {err}", file.display())))?,
+        None => String::new(),
     };
+    let origin = file
+        .as_ref()
+        .map_or("configuration".into(), |f| f.display().to_string());
+    let mut config = parse(&text).map_err(|msg| Failure::Usage(format!("{origin}:{msg}")))?;
     if let Ok(user) = std::env::var("DOCKERHUB_USERNAME")
         && !user.is_empty()
     {
+        check_namespace("DOCKERHUB_USERNAME", &user).map_err(Failure::Usage)?;
         config.registry.namespace = user;
     }
-    config.validate().map_err(|msg| {
-        let origin = file
-            .as_ref()
-            .map_or("configuration".into(), |f| f.display().to_string());
-        Failure::Usage(format!("{origin}: {msg}"))
+    config.validate().map_err(|invalid| {
+        let place = match invalid.position_in(&text) {
+            Some((line, column)) => format!("{origin}:{line}:{column}"),
+            None => origin,
+        };
+        Failure::Usage(format!("{place}: {}", invalid.message))
     })?;
     let project_dir = file
         .as_deref()
@@ -208,54 +212,116 @@ fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// The bounds of every `*_timeout_secs` and of `deploy --timeout`: at least a
+/// second, at most a day (a deadline that far is a typo, and a bigger one
+/// would overflow the clock).
+pub const TIMEOUT_SECS: RangeInclusive<u64> = 1..=86_400;
+
+/// A value that parses but is not allowed, and the dotted key that holds it.
+#[derive(Debug)]
+pub struct Invalid {
+    pub key: &'static str,
+    pub message: String,
+}
+
+impl Invalid {
+    /// Where the key's value is in the file's `text` (line, column), if the
+    /// file sets it (a default or an override has no place).
+    pub fn position_in(&self, text: &str) -> Option<(usize, usize)> {
+        let document = toml::de::DeTable::parse(text).ok()?;
+        let (section, key) = self.key.split_once('.')?;
+        let toml::de::DeValue::Table(table) = document.get_ref().get(section)?.get_ref() else {
+            return None;
+        };
+        let value = table.get(key)?;
+        Some(line_and_column(text, value.span().start))
+    }
+}
+
 impl Config {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         let cluster = &self.cluster;
+        let invalid = |key, message| Err(Invalid { key, message });
         if !(1..=9).contains(&cluster.agents) {
-            return Err(format!(
-                "cluster.agents must be 1 to 9, not {}",
-                cluster.agents
-            ));
+            return invalid(
+                "cluster.agents",
+                format!("cluster.agents must be 1 to 9, not {}", cluster.agents),
+            );
         }
         let last_octet = cluster.master_ip.octets()[3];
         if last_octet == 0 || u16::from(last_octet) + u16::from(cluster.agents) > 254 {
-            return Err(format!(
-                "cluster.master_ip {} leaves no room for {} agent address(es) after it",
-                cluster.master_ip, cluster.agents
-            ));
-        }
-        if cluster.cpus == 0 || cluster.memory_mb < 1024 {
-            return Err(
-                "cluster.cpus must be at least 1 and cluster.memory_mb at least 1024".into(),
+            return invalid(
+                "cluster.master_ip",
+                format!(
+                    "cluster.master_ip {} leaves no room for {} agent address(es) after it",
+                    cluster.master_ip, cluster.agents
+                ),
             );
         }
+        if cluster.cpus == 0 {
+            return invalid("cluster.cpus", "cluster.cpus must be at least 1".into());
+        }
+        if cluster.memory_mb < 1024 {
+            return invalid(
+                "cluster.memory_mb",
+                format!(
+                    "cluster.memory_mb must be at least 1024, not {}",
+                    cluster.memory_mb
+                ),
+            );
+        }
+        if let Err(message) = check_box_name("cluster.box", &cluster.box_name) {
+            return invalid("cluster.box", message);
+        }
         if !cluster.k3s_version.starts_with('v') || !cluster.k3s_version.contains("+k3s") {
-            return Err(format!(
-                "cluster.k3s_version {:?} is not a K3s release such as \"v1.31.6+k3s1\"",
-                cluster.k3s_version
-            ));
+            return invalid(
+                "cluster.k3s_version",
+                format!(
+                    "cluster.k3s_version {:?} is not a K3s release such as \"v1.31.6+k3s1\"",
+                    cluster.k3s_version
+                ),
+            );
         }
         for (key, url) in [
-            ("k3s_release_url", &cluster.k3s_release_url),
-            ("k3s_installer_url", &cluster.k3s_installer_url),
+            ("cluster.k3s_release_url", &cluster.k3s_release_url),
+            ("cluster.k3s_installer_url", &cluster.k3s_installer_url),
         ] {
-            if !url.starts_with("https://") && !url.starts_with("http://") {
-                return Err(format!(
-                    "cluster.{key} {url:?} is not an http:// or https:// URL"
-                ));
+            if let Err(message) = check_download_url(key, url) {
+                return invalid(key, message);
             }
         }
-        if !is_dns_label(&self.deploy.namespace) {
-            return Err(format!(
-                "deploy.namespace {:?} is not a valid Kubernetes namespace (lowercase letters, digits and '-')",
-                self.deploy.namespace
-            ));
+        if let Err(message) = check_registry_host("registry.server", &self.registry.server) {
+            return invalid("registry.server", message);
         }
-        if cluster.ready_timeout_secs == 0
-            || cluster.step_timeout_secs == 0
-            || self.deploy.timeout_secs == 0
+        if !self.registry.namespace.is_empty()
+            && let Err(message) = check_namespace("registry.namespace", &self.registry.namespace)
         {
-            return Err("timeouts must be at least one second".into());
+            return invalid("registry.namespace", message);
+        }
+        if !is_dns_label(&self.deploy.namespace) {
+            return invalid(
+                "deploy.namespace",
+                format!(
+                    "deploy.namespace {:?} is not a valid Kubernetes namespace (lowercase letters, digits and '-')",
+                    self.deploy.namespace
+                ),
+            );
+        }
+        for (key, secs) in [
+            ("cluster.ready_timeout_secs", cluster.ready_timeout_secs),
+            ("cluster.step_timeout_secs", cluster.step_timeout_secs),
+            ("deploy.timeout_secs", self.deploy.timeout_secs),
+        ] {
+            if !TIMEOUT_SECS.contains(&secs) {
+                return invalid(
+                    key,
+                    format!(
+                        "{key} must be {} to {} seconds (one day), not {secs}",
+                        TIMEOUT_SECS.start(),
+                        TIMEOUT_SECS.end()
+                    ),
+                );
+            }
         }
         Ok(())
     }
@@ -264,6 +330,119 @@ impl Config {
     pub fn machine_ip(&self, index: usize) -> Ipv4Addr {
         let [a, b, c, d] = self.cluster.master_ip.octets();
         Ipv4Addr::new(a, b, c, d + index as u8)
+    }
+}
+
+/// A registry host as Docker's reference grammar has it: a domain name or
+/// IPv4 address (dot-separated alphanumeric components, '-' inside them) or a
+/// bracketed IPv6 address, and an optional `:PORT`.
+fn check_registry_host(key: &str, server: &str) -> Result<(), String> {
+    let (host_ok, port) = match server.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((ipv6, rest)) => (
+                ipv6.parse::<std::net::Ipv6Addr>().is_ok(),
+                rest.strip_prefix(':')
+                    .or(Some(rest).filter(|r| !r.is_empty())),
+            ),
+            None => (false, None),
+        },
+        None => {
+            let (host, port) = match server.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (server, None),
+            };
+            let component_ok = |component: &str| {
+                !component.is_empty()
+                    && component
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !component.starts_with('-')
+                    && !component.ends_with('-')
+            };
+            (host.split('.').all(component_ok), port)
+        }
+    };
+    let port_ok = port
+        .is_none_or(|port| port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok());
+    if host_ok && port_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{key} {server:?} is not a registry host such as \"docker.io\" or \"localhost:5000\" \
+             (a domain name or IP address and an optional :PORT, no scheme or path)"
+        ))
+    }
+}
+
+/// One path component of an image name, as Docker's reference grammar has it:
+/// lowercase letters and digits, separated by one '.', one or two '_', or
+/// any number of '-'.
+pub fn check_namespace(key: &str, namespace: &str) -> Result<(), String> {
+    let separators_ok = namespace
+        .split(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        .filter(|separator| !separator.is_empty())
+        .all(|separator| {
+            matches!(separator, "." | "_" | "__") || separator.bytes().all(|b| b == b'-')
+        });
+    let ends_ok = [namespace.bytes().next(), namespace.bytes().last()]
+        .iter()
+        .all(|end| end.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+    if separators_ok && ends_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{key} {namespace:?} is not an image namespace such as your Docker Hub user: \
+             lowercase letters and digits, with '.', '_', '__' or '-' only between them"
+        ))
+    }
+}
+
+/// A Vagrant box name: `ORG/NAME` as Vagrant's registry names boxes, or a
+/// plain `NAME` for a box added by hand; letters, digits, '.', '_' and '-'.
+fn check_box_name(key: &str, name: &str) -> Result<(), String> {
+    let parts: Vec<&str> = name.split('/').collect();
+    let part_ok = |part: &&str| {
+        part.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    if parts.len() <= 2 && parts.iter().all(part_ok) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{key} {name:?} is not a Vagrant box name such as \"bento/ubuntu-24.04\" \
+             (ORG/NAME, or NAME for a box added by hand: letters, digits, '.', '_', '-')"
+        ))
+    }
+}
+
+/// An https:// URL to download K3s from. Plain http is refused because the
+/// sha256 sums the download is checked against come from the same host: over
+/// http whoever alters the binary alters the sums too. The loopback is the
+/// exception, for a mirror on this machine (the tests' and the VM tier's
+/// stand-in for GitHub serve plain http on 127.0.0.1).
+fn check_download_url(key: &str, url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|err| {
+        format!("{key} {url:?} is not a URL such as \"https://get.k3s.io\" ({err})")
+    })?;
+    let loopback = parsed.host_str().is_some_and(|host| {
+        host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "{key} {url:?} must be https://: the release's sha256 sums come from the same host, \
+             so over plain http they prove nothing (http is allowed for a loopback host only, \
+             such as a mirror on 127.0.0.1)"
+        )),
+        _ => Err(format!("{key} {url:?} is not an https:// URL")),
     }
 }
 
@@ -337,20 +516,167 @@ mod tests {
     fn validation_rejects_impossible_values() {
         let mut config = Config::default();
         config.cluster.agents = 0;
-        assert!(config.validate().unwrap_err().contains("cluster.agents"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .message
+                .contains("cluster.agents")
+        );
         let mut config = Config::default();
         config.deploy.namespace = "My_Namespace".into();
-        assert!(config.validate().unwrap_err().contains("deploy.namespace"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .message
+                .contains("deploy.namespace")
+        );
         let mut config = Config::default();
         config.cluster.master_ip = Ipv4Addr::new(10, 0, 0, 254);
-        assert!(config.validate().unwrap_err().contains("master_ip"));
+        assert!(config.validate().unwrap_err().message.contains("master_ip"));
         let mut config = Config::default();
         config.cluster.k3s_release_url = "github.com/k3s-io/k3s/releases/download".into();
         assert!(
             config
                 .validate()
                 .unwrap_err()
+                .message
                 .contains("cluster.k3s_release_url")
         );
+    }
+
+    /// The error `validate` gives for the defaults changed by `change`.
+    fn invalid(change: impl FnOnce(&mut Config)) -> String {
+        let mut config = Config::default();
+        change(&mut config);
+        config.validate().unwrap_err().message
+    }
+
+    fn valid(change: impl FnOnce(&mut Config)) {
+        let mut config = Config::default();
+        change(&mut config);
+        if let Err(err) = config.validate() {
+            panic!("{}", err.message);
+        }
+    }
+
+    #[test]
+    fn a_bad_value_is_placed_at_its_line_and_column() {
+        let text = "[cluster]\nagents = 2\n\n[deploy]\ntimeout_secs =   0 # none\n";
+        let invalid = parse(text).unwrap().validate().unwrap_err();
+        assert_eq!(invalid.key, "deploy.timeout_secs");
+        assert_eq!(invalid.position_in(text), Some((5, 18)));
+        let dotted = "cluster.box = \"a/b/c\"\n";
+        let invalid = parse(dotted).unwrap().validate().unwrap_err();
+        assert_eq!(invalid.position_in(dotted), Some((1, 15)));
+        // A default or an override is in no file.
+        assert_eq!(invalid.position_in(""), None);
+    }
+
+    #[test]
+    fn every_timeout_is_one_second_to_one_day() {
+        let err = invalid(|c| c.deploy.timeout_secs = 0);
+        assert!(
+            err.contains("deploy.timeout_secs must be 1 to 86400"),
+            "{err}"
+        );
+        let err = invalid(|c| c.cluster.ready_timeout_secs = u64::MAX);
+        assert!(
+            err.contains("cluster.ready_timeout_secs must be 1 to 86400"),
+            "{err}"
+        );
+        let err = invalid(|c| c.cluster.step_timeout_secs = 86_401);
+        assert!(err.contains("cluster.step_timeout_secs"), "{err}");
+        valid(|c| c.deploy.timeout_secs = 86_400);
+    }
+
+    #[test]
+    fn the_registry_server_is_a_host_and_optional_port() {
+        for server in [
+            "docker.io",
+            "localhost:5000",
+            "registry-1.example.com",
+            "[::1]:5000",
+            "10.0.0.2:443",
+        ] {
+            valid(|c| c.registry.server = server.into());
+        }
+        for server in [
+            "",
+            "https://docker.io",
+            "docker.io/",
+            "-docker.io",
+            "docker..io",
+            "host:port",
+            "host:",
+            "my_registry",
+        ] {
+            let err = invalid(|c| c.registry.server = server.into());
+            assert!(
+                err.contains(&format!("registry.server {server:?}")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_registry_namespace_is_an_image_path_component() {
+        for namespace in ["", "me", "my.org", "my_org", "my__org", "my--org", "a1"] {
+            valid(|c| c.registry.namespace = namespace.into());
+        }
+        for namespace in [
+            "Me", "me/", "-me", "me-", "me_", "m___e", "my org", "org/team",
+        ] {
+            let err = invalid(|c| c.registry.namespace = namespace.into());
+            assert!(
+                err.contains(&format!("registry.namespace {namespace:?}")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_box_is_a_vagrant_box_name() {
+        for name in [
+            "bento/ubuntu-24.04",
+            "generic/debian12",
+            "local-box",
+            "my_box.v2",
+        ] {
+            valid(|c| c.cluster.box_name = name.into());
+        }
+        for name in [
+            "",
+            "bento/",
+            "/ubuntu",
+            "a/b/c",
+            "bento/ubuntu 24.04",
+            "https://example.com/x.box",
+        ] {
+            let err = invalid(|c| c.cluster.box_name = name.into());
+            assert!(err.contains(&format!("cluster.box {name:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn k3s_urls_are_https_but_for_the_loopback() {
+        let err = invalid(|c| {
+            c.cluster.k3s_release_url = "http://mirror.example.com/k3s".into();
+        });
+        assert!(err.contains("cluster.k3s_release_url"), "{err}");
+        assert!(err.contains("https://"), "{err}");
+        let err = invalid(|c| c.cluster.k3s_installer_url = "http://get.k3s.io".into());
+        assert!(err.contains("cluster.k3s_installer_url"), "{err}");
+        for url in [
+            "http://127.0.0.1/releases",
+            "http://127.0.0.1:8080/",
+            "http://localhost:1/x",
+            "http://[::1]:80/",
+        ] {
+            valid(|c| c.cluster.k3s_release_url = url.into());
+        }
+        let err = invalid(|c| c.cluster.k3s_installer_url = "ftp://get.k3s.io".into());
+        assert!(err.contains("cluster.k3s_installer_url"), "{err}");
     }
 }

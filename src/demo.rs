@@ -84,7 +84,12 @@ pub async fn drive(load: &Load, tally: Arc<Tally>) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .timeout(load.request_timeout)
         .build()?;
-    let deadline = Instant::now() + load.duration;
+    let deadline = Instant::now().checked_add(load.duration).ok_or_else(|| {
+        Failure::Usage(format!(
+            "--duration {}s is past the clock's end",
+            load.duration.as_secs()
+        ))
+    })?;
     let mut ticks = tokio::time::interval(Duration::from_secs(1) / load.rate.max(1));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));

@@ -115,12 +115,70 @@ mod tests {
         assert_eq!(exit_code(&anyhow::anyhow!("boom")), exit::FAILED);
     }
 
+    const README: &str = include_str!("../README.md");
+
+    /// The README's text with every run of whitespace made one space, so
+    /// that a sentence reads the same wherever its lines are wrapped.
+    fn readme_prose() -> String {
+        README.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
     #[test]
-    fn the_readme_documents_every_exit_code() {
-        let readme = include_str!("../README.md");
-        for (code, meaning) in exit::TABLE {
-            let row = format!("| {code} | {meaning} |");
-            assert!(readme.contains(&row), "README.md lacks the row {row}");
+    fn the_readme_table_is_the_exit_code_table() {
+        let section = README
+            .split_once("\n## Exit codes\n")
+            .expect("README.md has an \"Exit codes\" section")
+            .1;
+        let section = section.split("\n## ").next().unwrap_or(section);
+        let rows: Vec<(u8, &str)> = section
+            .lines()
+            .filter_map(|line| {
+                let cells = line.strip_prefix("| ")?.strip_suffix(" |")?;
+                let (code, meaning) = cells.split_once(" | ")?;
+                Some((code.parse().ok()?, meaning))
+            })
+            .collect();
+        assert_eq!(rows, exit::TABLE, "README.md's exit-code table");
+    }
+
+    #[test]
+    fn the_readme_prose_gives_the_codes_of_the_code() {
+        let prose = readme_prose();
+        let claims = [
+            format!(
+                "It exits {} when nothing failed (warnings allowed), {} when a required tool is missing, {} when another check failed",
+                exit::SUCCESS,
+                exit::MISSING_TOOL,
+                exit::HOST_NOT_READY
+            ),
+            format!(
+                "The exit code is {} only when every check passed",
+                exit::SUCCESS
+            ),
+            format!(
+                "(skipped, e.g. `registry.namespace` unset), makes it {}:",
+                exit::AUDIT_FAILED
+            ),
+            format!(
+                "an unreachable Kubernetes API is {}, anything else that stopped verify is {}",
+                exit::UNREACHABLE,
+                exit::FAILED
+            ),
+            format!("not found on PATH** (exit {})", exit::MISSING_TOOL),
+        ];
+        for claim in &claims {
+            assert!(prose.contains(claim.as_str()), "README.md lacks: {claim}");
+        }
+        // No other "(exit N)" than those the table has.
+        for mention in prose.split("(exit ").skip(1) {
+            let code: String = mention.chars().take_while(char::is_ascii_digit).collect();
+            assert!(
+                code.is_empty()
+                    || exit::TABLE
+                        .iter()
+                        .any(|(known, _)| known.to_string() == code),
+                "README.md mentions (exit {code}), which is no exit code"
+            );
         }
     }
 }

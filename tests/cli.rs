@@ -46,10 +46,35 @@ fn a_bad_configuration_above_is_reported_from_a_subdirectory() {
         .output()
         .unwrap());
     run.expect_code(2);
+    let file = sandbox.project.join("orchestrator.toml");
+    let line = 1 + sandbox
+        .read(&file)
+        .lines()
+        .position(|line| line == "agents = 0")
+        .unwrap();
     run.stderr_has(&format!(
-        "{}: cluster.agents must be 1 to 9",
-        sandbox.project.join("orchestrator.toml").display()
+        "{}:{line}:10: cluster.agents must be 1 to 9",
+        file.display()
     ));
+}
+
+#[test]
+fn a_bad_docker_hub_user_in_the_environment_is_named() {
+    let mut sandbox = Sandbox::new(CONFIG);
+    sandbox.env("DOCKERHUB_USERNAME", "Not/Me");
+    let run = sandbox.run(&["plan", "--kubeconfig", "/nonexistent"]);
+    run.expect_code(2);
+    run.stderr_has("DOCKERHUB_USERNAME \"Not/Me\" is not an image namespace");
+}
+
+#[test]
+fn a_wave_timeout_is_one_second_to_one_day() {
+    let sandbox = Sandbox::new(CONFIG);
+    for secs in ["0", "86401", "18446744073709551615"] {
+        let run = sandbox.run(&["deploy", "--dry-run", "--timeout", secs]);
+        run.expect_code(2);
+        run.stderr_has("--timeout").stderr_has("1..=86400");
+    }
 }
 
 /// Whether `text` holds an ANSI colour or style sequence (`ESC [ ... m`);

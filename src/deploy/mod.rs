@@ -360,7 +360,16 @@ async fn roll_out(
     for result in applied {
         result?;
     }
-    let deadline = tokio::time::Instant::now() + timeout;
+    // `--timeout` and `deploy.timeout_secs` are bounded to a day; no timeout
+    // may panic here all the same.
+    let deadline = tokio::time::Instant::now()
+        .checked_add(timeout)
+        .with_context(|| {
+            format!(
+                "a timeout of {}s is past the clock's end",
+                timeout.as_secs()
+            )
+        })?;
     let waits = wave.workloads().map(|workload| async move {
         let key = workload.key();
         let result = cluster.wait_ready(workload, deadline, reporter).await;
