@@ -11,6 +11,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 
+use crate::deploy::cluster::WatchBackoff;
+use crate::deploy::readiness;
+
 /// How long scaling may take until the pods are gone or Ready.
 const SCALE_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -44,25 +47,11 @@ impl KubeBilling {
             crate::deploy::manifest::COMPONENT_LABEL
         ));
         let (store, writer) = reflector::store();
-        let events = reflector(writer, watcher(pods, config)).default_backoff();
-        let mut events = std::pin::pin!(events);
-        let settled = async {
-            while let Some(event) = events.next().await {
-                if matches!(event?, watcher::Event::Init | watcher::Event::InitApply(_)) {
-                    continue;
-                }
-                let pods = store.state();
-                let ready = pods.iter().filter(|p| is_ready(p)).count();
-                let done = match replicas {
-                    0 => pods.is_empty(),
-                    n => ready >= usize::try_from(n).unwrap_or(0),
-                };
-                if done {
-                    return Ok(());
-                }
-            }
-            anyhow::bail!("the watch on billing-app's pods ended")
-        };
+        let events = reflector(
+            writer,
+            watcher(pods, config).backoff(WatchBackoff::default()),
+        );
+        let settled = settled(events, &store, replicas);
         tokio::time::timeout(SCALE_TIMEOUT, settled).await.map_err(|_| {
             anyhow::anyhow!(
                 "billing-app did not reach {replicas} ready replica(s) within {}s (`kubectl -n {} get pods`)",
@@ -73,15 +62,38 @@ impl KubeBilling {
     }
 }
 
+/// Follows the pod events until `replicas` pods in `store` are Ready (none
+/// exist for 0). A broken watch (an API server restart, a compacted
+/// resourceVersion) is not the end: the watcher resumes by itself after its
+/// back-off, as the deploy's waits do, until the caller's deadline.
+async fn settled(
+    events: impl futures::Stream<Item = watcher::Result<watcher::Event<Pod>>>,
+    store: &reflector::Store<Pod>,
+    replicas: i32,
+) -> anyhow::Result<()> {
+    let mut events = std::pin::pin!(events);
+    while let Some(event) = events.next().await {
+        match event {
+            // Resumed by the watcher itself, relisting if needed.
+            Err(_) | Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,
+            Ok(_) => {}
+        }
+        let pods = store.state();
+        let ready = pods.iter().filter(|p| is_ready(p)).count();
+        let done = match replicas {
+            0 => pods.is_empty(),
+            n => ready >= usize::try_from(n).unwrap_or(0),
+        };
+        if done {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("the watch on billing-app's pods ended")
+}
+
+/// A pod that serves: Ready, and not on its way out.
 fn is_ready(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .into_iter()
-            .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
+    pod.metadata.deletion_timestamp.is_none() && readiness::pod_is_ready(pod)
 }
 
 impl BillingControl for KubeBilling {
@@ -100,5 +112,35 @@ impl BillingControl for KubeBilling {
                 .await?;
             self.wait_for_pods(replicas).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(ready: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "billing-app-0", "namespace": "stack", "uid": "u1"},
+            "status": {"conditions": [{"type": "Ready", "status": ready}]}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_wait_resumes_after_a_watch_error() {
+        let (store, writer) = reflector::store();
+        let events = futures::stream::iter([
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(pod("False"))),
+            Ok(watcher::Event::InitDone),
+            // The watch broke (as on an API server restart): the watcher reports it, then resumes.
+            Err(watcher::Error::NoResourceVersion),
+            Ok(watcher::Event::Apply(pod("True"))),
+        ]);
+        let events = reflector(writer, events);
+        settled(events, &store, 1)
+            .await
+            .expect("a broken watch is resumed, not the end of the wait");
     }
 }
