@@ -10,6 +10,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use support::kube_sim::{TestNamespace, exclusive};
+use support::project::{Project, STUDENT, text};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -110,5 +111,47 @@ fn a_deploy_outlives_an_api_server_restart_during_its_rollout_wait() {
         "the restart must have hit the wait:\n{out}"
     );
     assert!(out.contains("Deployment/inventory-app: ok: ready"), "{out}");
+    assert!(out.contains("gateway: http://127.0.0.10:3000"), "{out}");
+}
+
+#[test]
+#[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
+fn a_deploy_waits_out_a_registrys_pull_limit() {
+    // kube-sim answers every pull of a `ratelimited/...` image with Docker
+    // Hub's 429 toomanyrequests for the first 20 s of each pod's life.
+    let kube_sim = exclusive();
+    let project = Project::new("deploy-pull-limit", STUDENT, |_, text| text);
+    let started = Instant::now();
+    let output = project
+        .command(
+            std::env::var("PATH").unwrap(),
+            &[
+                "deploy",
+                "--skip-build",
+                "--skip-push",
+                "--kubeconfig",
+                &kube_sim.kubeconfig,
+            ],
+        )
+        .env("DOCKERHUB_USERNAME", "ratelimited")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let out = text(&output);
+    println!(
+        "the deploy of images refused for their first 20 s ended in {:.1}s:\n{out}",
+        took.as_secs_f64()
+    );
+    assert!(
+        output.status.success(),
+        "the deploy must wait out the pull limit:\n{out}"
+    );
+    assert!(
+        out.contains("cannot pull its image yet (ErrImagePull: the registry's pull rate limit")
+            || out.contains(
+                "cannot pull its image yet (ImagePullBackOff: the registry's pull rate limit"
+            ),
+        "the wait must have met the limit and said so:\n{out}"
+    );
     assert!(out.contains("gateway: http://127.0.0.10:3000"), "{out}");
 }

@@ -35,7 +35,7 @@ use tokio::sync::{Mutex, OnceCell};
 use tokio::time::Instant;
 
 use super::manifest::Manifest;
-use super::readiness::{self, PodProblem, Readiness, Revision};
+use super::readiness::{self, PodProblem, Readiness, Revision, Workload};
 use crate::kubeapi::{Request, retrying};
 use crate::reporter::Reporter;
 
@@ -58,7 +58,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// [`retrying`] pauses. kube's default grows to 30 s, so after an API server
 /// restart of a minute a wait could stay blind until past its deadline.
 #[derive(Debug)]
-struct WatchBackoff(Duration);
+pub(crate) struct WatchBackoff(Duration);
 
 impl WatchBackoff {
     const FIRST: Duration = Duration::from_millis(200);
@@ -537,7 +537,7 @@ impl Cluster {
             )
             .backoff(WatchBackoff::default())
             .applied_objects()
-            .map_ok(|d| Observed::Deployment(Box::new(d)))
+            .map_ok(|d| Observed::Workload(Workload::Deployment(Box::new(d))))
             .boxed(),
             _ => watcher(
                 Api::<StatefulSet>::namespaced(self.client.clone(), ns),
@@ -545,18 +545,21 @@ impl Cluster {
             )
             .backoff(WatchBackoff::default())
             .applied_objects()
-            .map_ok(|s| Observed::StatefulSet(Box::new(s)))
+            .map_ok(|s| Observed::Workload(Workload::StatefulSet(Box::new(s))))
             .boxed(),
         };
         let mut events = futures::stream::select(pod_events.boxed(), workload_events);
         let mut state = Readiness::Waiting("no status yet".into());
+        let mut latest: Option<Workload> = None;
         let mut revision: Option<Revision> = None;
         let mut replaced: HashSet<String> = HashSet::new();
+        let mut logs_read: HashSet<(String, i32)> = HashSet::new();
         loop {
             let event = match tokio::time::timeout_at(deadline, events.next()).await {
                 Err(_) => {
-                    let judged = judged_pods(&pods, revision.as_ref());
-                    return Err(self.timeout_error(workload, &state, &judged));
+                    return Err(self
+                        .timeout_error(workload, &state, latest.as_ref(), &pods, revision.as_ref())
+                        .await);
                 }
                 Ok(None) => return Err(anyhow!("the watch on {key} ended")),
                 Ok(Some(Err(err))) => {
@@ -566,16 +569,13 @@ impl Cluster {
                 }
                 Ok(Some(Ok(event))) => event,
             };
-            match event {
-                Observed::Pods => {}
-                Observed::Deployment(d) => {
-                    state = readiness::deployment(&d);
-                    revision = self.deployment_revision(&d).await?;
-                }
-                Observed::StatefulSet(s) => {
-                    state = readiness::stateful_set(&s);
-                    revision = readiness::stateful_set_revision(&s);
-                }
+            if let Observed::Workload(observed) = event {
+                state = observed.readiness();
+                revision = match &observed {
+                    Workload::Deployment(d) => self.deployment_revision(d).await?,
+                    Workload::StatefulSet(s) => readiness::stateful_set_revision(s),
+                };
+                latest = Some(observed);
             }
             match &state {
                 Readiness::Ready => return Ok(()),
@@ -586,40 +586,74 @@ impl Cluster {
                 continue; // the controller has not seen the new spec yet: no pod is judged
             };
             let judged = judged_pods(&pods, Some(revision));
-            if let Some(problem) = judged.values().flatten().find(|p| p.is_fatal()) {
-                let logs = match problem {
-                    PodProblem::CrashLoop { pod, container, .. } => {
-                        self.last_logs(pod, container).await
+            if let Some(why) = self.incurable(&key, &judged, &mut logs_read).await {
+                return Err(anyhow!(why));
+            }
+            if !revision.replaces_old_pods_itself {
+                for pod in pods.state() {
+                    let stuck = !revision.owns(&pod)
+                        && !readiness::pod_is_ready(&pod)
+                        && pod.metadata.deletion_timestamp.is_none();
+                    let uid = pod.metadata.uid.clone().unwrap_or_default();
+                    if stuck && replaced.insert(uid) {
+                        let name = pod.metadata.name.clone().unwrap_or_default();
+                        self.delete_pod(&name).await?;
+                        reporter.note(&format!(
+                            "{key}: deleted pod {name}: it is not Ready and runs an old revision, which \
+                             a StatefulSet with OrderedReady never replaces by itself (Kubernetes' \
+                             forced rollback); it comes back with the new revision"
+                        ));
                     }
-                    _ => None,
-                };
-                return Err(anyhow!(problem.explain(&key, logs.as_deref())));
-            }
-            if revision.replaces_old_pods_itself {
-                if let Readiness::Waiting(message) = &state {
-                    reporter.progress(&key, &format!("waiting: {message}"));
-                }
-                continue;
-            }
-            for pod in pods.state() {
-                let stuck = !revision.owns(&pod)
-                    && !readiness::pod_is_ready(&pod)
-                    && pod.metadata.deletion_timestamp.is_none();
-                let uid = pod.metadata.uid.clone().unwrap_or_default();
-                if stuck && replaced.insert(uid) {
-                    let name = pod.metadata.name.clone().unwrap_or_default();
-                    self.delete_pod(&name).await?;
-                    reporter.note(&format!(
-                        "{key}: deleted pod {name}: it is not Ready and runs an old revision, which \
-                         a StatefulSet with OrderedReady never replaces by itself (Kubernetes' \
-                         forced rollback); it comes back with the new revision"
-                    ));
                 }
             }
             if let Readiness::Waiting(message) = &state {
-                reporter.progress(&key, &format!("waiting: {message}"));
+                let trouble = judged
+                    .values()
+                    .flatten()
+                    .next()
+                    .map(|problem| format!("; {}", problem.summary()))
+                    .unwrap_or_default();
+                reporter.progress(&key, &format!("waiting: {message}{trouble}"));
             }
         }
+    }
+
+    /// The first judged pod problem that waiting will not cure, explained. A
+    /// crash loop below the restarts that make it fatal has its log read once
+    /// per restart: an `exec format error` is fatal at once.
+    async fn incurable(
+        &self,
+        key: &str,
+        judged: &BTreeMap<String, Option<PodProblem>>,
+        logs_read: &mut HashSet<(String, i32)>,
+    ) -> Option<String> {
+        for problem in judged.values().flatten() {
+            if problem.is_fatal() {
+                return Some(self.explained(problem, key).await);
+            }
+            if let PodProblem::CrashLoop {
+                pod,
+                container,
+                restarts,
+            } = problem
+                && logs_read.insert((pod.clone(), *restarts))
+            {
+                let logs = self.last_logs(pod, container).await;
+                if logs.as_deref().is_some_and(readiness::crash_log_is_fatal) {
+                    return Some(problem.explain(key, logs.as_deref()));
+                }
+            }
+        }
+        None
+    }
+
+    /// The problem explained for `key`, with the crashed container's log for a crash loop.
+    async fn explained(&self, problem: &PodProblem, key: &str) -> String {
+        let logs = match problem {
+            PodProblem::CrashLoop { pod, container, .. } => self.last_logs(pod, container).await,
+            _ => None,
+        };
+        problem.explain(key, logs.as_deref())
     }
 
     /// The revision of a Deployment's pods: its new ReplicaSet's pod-template-hash.
@@ -671,40 +705,60 @@ impl Cluster {
         }
     }
 
-    fn timeout_error(
+    /// What a wait that ran out found: the workload's condition, and its pods
+    /// of the current revision (`revision`; all of them while it is unknown) or why there are none.
+    async fn timeout_error(
         &self,
         workload: &Manifest,
         state: &Readiness,
-        problems: &BTreeMap<String, Option<PodProblem>>,
+        latest: Option<&Workload>,
+        pods: &Store<Pod>,
+        revision: Option<&Revision>,
     ) -> anyhow::Error {
+        let key = workload.key();
         let condition = match state {
             Readiness::Waiting(message) | Readiness::Failed(message) => message.as_str(),
             Readiness::Ready => "ready",
         };
-        let pods = match problems.values().flatten().next() {
-            Some(problem) => problem.explain(&workload.key(), None),
-            None if problems.is_empty() => "no pod was created for it".to_string(),
+        let judged = judged_pods(pods, revision);
+        let found = match judged.values().flatten().next() {
+            Some(problem) => self.explained(problem, &key).await,
+            None if judged.is_empty() => {
+                let mut old_pods: Vec<String> = pods
+                    .state()
+                    .iter()
+                    .filter(|pod| revision.is_some_and(|r| !r.owns(pod)))
+                    .filter_map(|pod| pod.metadata.name.clone())
+                    .collect();
+                old_pods.sort();
+                match latest {
+                    Some(latest) => latest.no_current_pod(&self.namespace, &old_pods),
+                    None => "no pod was created for it".to_string(),
+                }
+            }
             None => format!(
                 "its pods: {}",
-                problems.keys().cloned().collect::<Vec<_>>().join(", ")
+                judged.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
         };
         anyhow!(
-            "{} was not ready in time: {condition}; {pods}. Raise --timeout if the VMs are slow, \
+            "{key} was not ready in time: {condition}; {found}. Raise --timeout if the VMs are slow, \
              or see `orchestrator logs {}`",
-            workload.key(),
             workload.name
         )
         .context(format!("timed out waiting in namespace {}", self.namespace))
     }
 
-    /// The last lines of a container's previous run, if the kubelet serves them.
+    /// The end of a container's previous run's log, if the kubelet serves it:
+    /// enough lines to reach back past a crash report to the line that says
+    /// why ([`readiness::log_excerpt`] picks what is shown). Not bounded in
+    /// bytes: `limitBytes` counts from the tail's start, so it would cut the end.
     async fn last_logs(&self, pod: &str, container: &str) -> Option<String> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let params = LogParams {
             container: Some(container.into()),
             previous: true,
-            tail_lines: Some(15),
+            tail_lines: Some(200),
             ..LogParams::default()
         };
         tokio::time::timeout(Duration::from_secs(5), pods.logs(pod, &params))
@@ -759,8 +813,7 @@ fn judged_pods(
 enum Observed {
     /// The pods changed (the store has them).
     Pods,
-    Deployment(Box<Deployment>),
-    StatefulSet(Box<StatefulSet>),
+    Workload(Workload),
 }
 
 /// `k=v,k=v` from a workload's `spec.selector.matchLabels`.

@@ -57,13 +57,7 @@ pub fn stateful_set(s: &StatefulSet) -> Readiness {
     if ready < desired {
         return Readiness::Waiting(format!("{ready}/{desired} ready"));
     }
-    let rolling = s
-        .spec
-        .as_ref()
-        .and_then(|s| s.update_strategy.as_ref())
-        .and_then(|u| u.type_.as_deref())
-        .is_none_or(|t| t == "RollingUpdate");
-    if rolling
+    if update_strategy(s) == "RollingUpdate"
         && status.update_revision.is_some()
         && status.current_revision != status.update_revision
     {
@@ -71,6 +65,73 @@ pub fn stateful_set(s: &StatefulSet) -> Readiness {
         return Readiness::Waiting(format!("{updated}/{desired} updated to the new revision"));
     }
     Readiness::Ready
+}
+
+/// A workload as a wait last saw it.
+#[derive(Debug, Clone)]
+pub enum Workload {
+    Deployment(Box<Deployment>),
+    StatefulSet(Box<StatefulSet>),
+}
+
+impl Workload {
+    pub fn readiness(&self) -> Readiness {
+        match self {
+            Workload::Deployment(d) => deployment(d),
+            Workload::StatefulSet(s) => stateful_set(s),
+        }
+    }
+
+    /// Why no pod of its current revision exists, for a timeout's message;
+    /// `old_pods` are the pods of older revisions it still has.
+    pub fn no_current_pod(&self, namespace: &str, old_pods: &[String]) -> String {
+        if let Workload::Deployment(d) = self
+            && let Some(failure) = replica_failure(d)
+        {
+            return failure;
+        }
+        if old_pods.is_empty() {
+            return "no pod was created for it".into();
+        }
+        let names = old_pods.join(", ");
+        match self {
+            Workload::StatefulSet(s) if update_strategy(s) == "OnDelete" => format!(
+                "it has only pods of an older revision ({names}), and its updateStrategy OnDelete replaces \
+                 a pod only once it is deleted: delete them (`kubectl -n {namespace} delete pod {}`) and they \
+                 come back with the current revision",
+                old_pods.join(" ")
+            ),
+            _ => format!("it has only pods of an older revision ({names})"),
+        }
+    }
+}
+
+/// Why a Deployment's ReplicaSet creates no pods (a quota, an admission
+/// webhook): the ReplicaFailure condition the Deployment controller copies
+/// from the ReplicaSet, in words.
+fn replica_failure(d: &Deployment) -> Option<String> {
+    let condition = d
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")?;
+    Some(format!(
+        "its ReplicaSet cannot create pods ({}): {}",
+        condition.reason.as_deref().unwrap_or("ReplicaFailure"),
+        condition.message.as_deref().unwrap_or("no message")
+    ))
+}
+
+/// The StatefulSet's `updateStrategy.type`: `RollingUpdate` (the default),
+/// or `OnDelete`, which replaces a pod only once someone deletes it.
+fn update_strategy(s: &StatefulSet) -> &str {
+    s.spec
+        .as_ref()
+        .and_then(|s| s.update_strategy.as_ref())
+        .and_then(|u| u.type_.as_deref())
+        .unwrap_or("RollingUpdate")
 }
 
 /// The annotation the Deployment controller keeps equal on a Deployment and its new ReplicaSet.
@@ -145,10 +206,7 @@ pub fn stateful_set_revision(s: &StatefulSet) -> Option<Revision> {
     let ordered = spec
         .and_then(|s| s.pod_management_policy.as_deref())
         .is_none_or(|p| p == "OrderedReady");
-    let rolling = spec
-        .and_then(|s| s.update_strategy.as_ref())
-        .and_then(|u| u.type_.as_deref())
-        .is_none_or(|t| t == "RollingUpdate");
+    let rolling = update_strategy(s) == "RollingUpdate";
     Some(Revision {
         label: "controller-revision-hash",
         value: status.update_revision.clone()?,
@@ -233,13 +291,201 @@ pub fn pod_problem(pod: &Pod) -> Option<PodProblem> {
     })
 }
 
+/// The restarts after which a crash loop is taken as the program's own fault.
+/// The kubelet's back-off doubles from 10 s, so the third restart comes about
+/// a minute after the first crash: long enough for what a fresh container may
+/// briefly miss although its wave's dependencies are Ready (a Service's
+/// endpoints, DNS, a database finishing its recovery), and early enough to
+/// report a real bug well within a wave's deadline.
+const CRASH_LOOP_RESTARTS: i32 = 3;
+
+/// Whether a crashed container's log proves that no restart can help: its
+/// program was built for another CPU.
+pub fn crash_log_is_fatal(logs: &str) -> bool {
+    super::images::exec_format_fix(logs).is_some()
+}
+
+/// Why an image pull failed, as far as retrying it is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullFailure {
+    /// The image does not exist, may not be pulled, or is misnamed: no retry succeeds.
+    Permanent,
+    /// The registry, or the way to it, fails for now (the cause in words):
+    /// the kubelet's next try may succeed.
+    Transient(&'static str),
+    /// The message does not say why: a kubelet before 1.30 backs off with a
+    /// bare "Back-off pulling image", its cause shown only in the failed pull before.
+    Unexplained,
+}
+
+/// What a pull failure's message says that no retry can change (lowercase).
+const PERMANENT_PULL: &[&str] = &[
+    "not found",
+    "manifest unknown",
+    "name unknown",
+    "unauthorized",
+    "pull access denied",
+    "repository does not exist",
+    "insufficient_scope",
+    "requested access to the resource is denied",
+    "invalid reference format",
+];
+
+/// What a pull failure's message says that passes (lowercase), and the cause in words.
+const TRANSIENT_PULL: &[(&str, &str)] = &[
+    (
+        "toomanyrequests",
+        "the registry's pull rate limit (429 toomanyrequests)",
+    ),
+    (
+        "too many requests",
+        "the registry's pull rate limit (429 toomanyrequests)",
+    ),
+    ("timeout", "a timeout on the way to the registry"),
+    ("timed out", "a timeout on the way to the registry"),
+    ("deadline exceeded", "a timeout on the way to the registry"),
+    ("connection reset", "a connection to the registry reset"),
+    ("connection refused", "a connection to the registry refused"),
+    ("broken pipe", "a connection to the registry cut"),
+    ("unexpected eof", "a connection to the registry cut"),
+    ("500 internal server error", "a registry server error (5xx)"),
+    ("502 bad gateway", "a registry server error (5xx)"),
+    ("503 service unavailable", "a registry server error (5xx)"),
+    ("504 gateway", "a registry server error (5xx)"),
+];
+
+/// Classifies a pull failure by the kubelet's waiting reason and message.
+pub fn pull_failure(reason: &str, message: &str) -> PullFailure {
+    if matches!(reason, "InvalidImageName" | "ErrImageNeverPull") {
+        return PullFailure::Permanent;
+    }
+    let message = message.to_lowercase();
+    if PERMANENT_PULL.iter().any(|m| message.contains(m)) {
+        return PullFailure::Permanent;
+    }
+    TRANSIENT_PULL
+        .iter()
+        .find(|(m, _)| message.contains(m))
+        .map_or(PullFailure::Unexplained, |(_, cause)| {
+            PullFailure::Transient(cause)
+        })
+}
+
+/// At most this many lines of a crashed container's log are shown.
+const EXCERPT_LINES: usize = 12;
+/// The last lines shown whatever they say: where the program stopped.
+const EXCERPT_TAIL: usize = 3;
+/// The width a shown line is cut to (a crash report's terms run long).
+const EXCERPT_WIDTH: usize = 200;
+/// Words of a line that says why a program stopped (lowercase).
+const TELLING_WORDS: &[&str] = &[
+    "error",
+    "fatal",
+    "panic",
+    "fail",
+    "terminated",
+    "exception",
+    "traceback",
+    "denied",
+];
+
+/// Whether a log line says why a program stopped. An `[error]` level tag
+/// alone does not: Erlang's logger (RabbitMQ) writes every line of a crash
+/// report's process dump (`heap_size`, `stack_size`...) at that level.
+fn says_why(line: &str) -> bool {
+    let text = line
+        .to_lowercase()
+        .replace("[error]", "")
+        .replace("[err]", "");
+    TELLING_WORDS.iter().any(|word| text.contains(word))
+}
+
+/// The lines of a crashed container's log worth showing, in log order: the
+/// last of those that say why it stopped, often far above the end (RabbitMQ's
+/// `BOOT FAILED` precedes a long crash report), then its last lines; each
+/// once, at most [`EXCERPT_LINES`], each cut to [`EXCERPT_WIDTH`].
+pub fn log_excerpt(log: &str) -> Vec<String> {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim_end)
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    let tail = lines.len().saturating_sub(EXCERPT_TAIL);
+    let candidates: Vec<usize> = (0..lines.len())
+        .filter(|&i| i >= tail || says_why(lines[i]))
+        .collect();
+    // RabbitMQ prints its boot failure twice, bare and with its log prefix:
+    // a line another candidate contains is shown once, as the longer one
+    // (or, for the same text, the later).
+    let distinct: Vec<usize> = candidates
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let text = lines[i].trim();
+            !candidates.iter().any(|&j| {
+                let other = lines[j].trim();
+                j != i && other.contains(text) && (other.len() > text.len() || j > i)
+            })
+        })
+        .collect();
+    let kept_tail = distinct.iter().filter(|&&i| i >= tail).count();
+    let telling = distinct.len() - kept_tail;
+    distinct
+        .iter()
+        .skip(telling.saturating_sub(EXCERPT_LINES - kept_tail))
+        .map(|&i| cut(lines[i], EXCERPT_WIDTH))
+        .collect()
+}
+
+/// `line` cut to `width` characters, ending in `…` when cut.
+fn cut(line: &str, width: usize) -> String {
+    if line.chars().count() <= width {
+        return line.to_string();
+    }
+    let mut short: String = line.chars().take(width - 1).collect();
+    short.push('…');
+    short
+}
+
 impl PodProblem {
     /// Whether waiting cannot cure it. A pod that is unschedulable only while
     /// its volume binds, say, is not; one that needs more memory than any node has is.
+    /// A pull is retried by the kubelet, so only a cause no retry changes is
+    /// fatal; a crash loop is after [`CRASH_LOOP_RESTARTS`].
     pub fn is_fatal(&self) -> bool {
         match self {
             PodProblem::Unschedulable { message, .. } => message.contains("Insufficient"),
-            _ => true,
+            PodProblem::ImagePull {
+                reason, message, ..
+            } => pull_failure(reason, message) == PullFailure::Permanent,
+            PodProblem::CrashLoop { restarts, .. } => *restarts >= CRASH_LOOP_RESTARTS,
+        }
+    }
+
+    /// What is wrong for now, in a few words, while waiting on.
+    pub fn summary(&self) -> String {
+        match self {
+            PodProblem::ImagePull {
+                pod,
+                reason,
+                message,
+                ..
+            } => match pull_failure(reason, message) {
+                PullFailure::Transient(cause) => {
+                    format!("pod {pod} cannot pull its image yet ({reason}: {cause})")
+                }
+                _ => format!("pod {pod} cannot pull its image yet ({reason})"),
+            },
+            PodProblem::CrashLoop {
+                pod,
+                container,
+                restarts,
+            } => {
+                format!("container {container} of pod {pod} crashed ({restarts} restart(s) so far)")
+            }
+            PodProblem::Unschedulable { pod, message } => {
+                format!("pod {pod} is not scheduled yet: {message}")
+            }
         }
     }
 
@@ -266,11 +512,24 @@ impl PodProblem {
                 } else {
                     format!(" ({message})")
                 };
-                let fixes = super::images::never_pulled_fix(reason).unwrap_or(
-                    "Likely fixes: the image was not pushed (run `orchestrator deploy` without --skip-push), \
+                const NOT_PULLABLE: &str = "Likely fixes: the image was not pushed (run `orchestrator deploy` without --skip-push), \
                      the repository is private on Docker Hub (make it public or add an imagePullSecret), \
-                     or registry.namespace / DOCKERHUB_USERNAME names the wrong account.",
-                );
+                     or registry.namespace / DOCKERHUB_USERNAME names the wrong account.";
+                let fixes = match pull_failure(reason, message) {
+                    PullFailure::Transient(cause) => format!(
+                        "The registry failed the pull for a reason that passes ({cause}), and kept failing it \
+                         until the deadline. Likely fixes: log in to Docker Hub on the nodes, so their pulls count \
+                         against an account (K3s reads registry credentials from /etc/rancher/k3s/registries.yaml); \
+                         run `orchestrator deploy --sideload` to import the images into the nodes instead of pulling \
+                         them; or wait (Docker Hub's anonymous limit is per address and per hour) and deploy again."
+                    ),
+                    PullFailure::Unexplained => format!(
+                        "{NOT_PULLABLE} If the registry was busy or unreachable (a pull limit, a timeout), wait and deploy again."
+                    ),
+                    PullFailure::Permanent => super::images::never_pulled_fix(reason)
+                        .unwrap_or(NOT_PULLABLE)
+                        .to_string(),
+                };
                 format!(
                     "{workload}: pod {pod} cannot pull its image {image}: {reason}{detail}.\n  {fixes}"
                 )
@@ -288,15 +547,15 @@ impl PodProblem {
                     )
                 });
                 let logs = match logs {
-                    Some(text) if !text.trim().is_empty() => text
-                        .lines()
+                    Some(text) if !text.trim().is_empty() => log_excerpt(text)
+                        .iter()
                         .map(|l| format!("\n  | {l}"))
                         .collect::<String>(),
                     _ => "\n  (its logs could not be read)".into(),
                 };
                 format!(
                     "{workload}: container {container} of pod {pod} keeps crashing (CrashLoopBackOff, {restarts} restart(s)).\n  \
-                     Its last log lines:{logs}\n  {fixes}"
+                     Its previous run's log, the lines that say why and the last ones:{logs}\n  {fixes}"
                 )
             }
             PodProblem::Unschedulable { pod, message } => format!(
@@ -311,6 +570,7 @@ impl PodProblem {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     fn yaml<T: serde::de::DeserializeOwned>(text: &str) -> T {
         serde_yaml::from_str(text).unwrap()
@@ -460,5 +720,282 @@ mod tests {
             "metadata: {name: ok}\nstatus:\n  containerStatuses:\n  - {name: c, image: i, imageID: '', ready: false, restartCount: 0, state: {waiting: {reason: ContainerCreating}}}",
         );
         assert_eq!(pod_problem(&fine), None);
+    }
+
+    /// A pod whose one container waits with `reason` and `message`, restarted `restarts` times.
+    fn waiting_pod(reason: &str, message: &str, restarts: i32) -> Pod {
+        let status = serde_json::json!({"containerStatuses": [{
+            "name": "c", "image": "docker.io/student/api-gateway:1", "imageID": "", "ready": false,
+            "restartCount": restarts, "state": {"waiting": {"reason": reason, "message": message}}
+        }]});
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "gw-1"}, "status": status}))
+            .unwrap()
+    }
+
+    fn pull_problem(reason: &str, message: &str) -> PodProblem {
+        pod_problem(&waiting_pod(reason, message, 0)).expect("a pull problem")
+    }
+
+    /// Docker Hub's answer to an anonymous pull past its limit, as containerd words it.
+    const TOO_MANY_REQUESTS: &str = "failed to pull and unpack image \"docker.io/student/api-gateway:1\": failed to copy: httpReadSeeker: failed open: unexpected status code https://registry-1.docker.io/v2/student/api-gateway/manifests/1: 429 Too Many Requests - Server message: toomanyrequests: You have reached your unauthenticated pull rate limit. https://www.docker.com/increase-rate-limit";
+
+    #[test]
+    fn a_pull_the_registry_may_grant_later_is_waited_for() {
+        let back_off = format!(
+            "Back-off pulling image \"docker.io/student/api-gateway:1\": ErrImagePull: {TOO_MANY_REQUESTS}"
+        );
+        for (reason, message) in [
+            ("ErrImagePull", TOO_MANY_REQUESTS),
+            ("ImagePullBackOff", back_off.as_str()),
+            (
+                "ErrImagePull",
+                "failed to pull and unpack image \"docker.io/student/api-gateway:1\": failed to resolve reference \"docker.io/student/api-gateway:1\": failed to do request: Head \"https://registry-1.docker.io/v2/student/api-gateway/manifests/1\": net/http: TLS handshake timeout",
+            ),
+            (
+                "ErrImagePull",
+                "failed to pull and unpack image \"docker.io/student/api-gateway:1\": failed to resolve reference \"docker.io/student/api-gateway:1\": failed to do request: Head \"https://registry-1.docker.io/v2/student/api-gateway/manifests/1\": dial tcp 54.227.20.253:443: i/o timeout",
+            ),
+            (
+                "ErrImagePull",
+                "failed to pull and unpack image \"docker.io/student/api-gateway:1\": failed to copy: read tcp 10.0.2.15:51234->104.16.99.55:443: read: connection reset by peer",
+            ),
+            (
+                "ErrImagePull",
+                "failed to pull and unpack image \"docker.io/student/api-gateway:1\": failed to resolve reference \"docker.io/student/api-gateway:1\": unexpected status from HEAD request to https://registry-1.docker.io/v2/student/api-gateway/manifests/1: 503 Service Unavailable",
+            ),
+            (
+                "ErrImagePull",
+                "failed to pull and unpack image \"docker.io/student/api-gateway:1\": failed to copy: httpReadSeeker: failed open: unexpected status code https://registry-1.docker.io/v2/student/api-gateway/blobs/sha256:4c1a: 502 Bad Gateway",
+            ),
+            (
+                "ErrImagePull",
+                "rpc error: code = Unknown desc = failed to pull and unpack image \"docker.io/student/api-gateway:1\": context deadline exceeded",
+            ),
+        ] {
+            let problem = pull_problem(reason, message);
+            assert!(!problem.is_fatal(), "{reason}: {message} can heal");
+        }
+    }
+
+    #[test]
+    fn a_pull_that_cannot_succeed_is_fatal_at_once() {
+        for (reason, message) in [
+            (
+                "ErrImagePull",
+                "rpc error: code = NotFound desc = failed to pull and unpack image \"docker.io/student/api-gateway:1\": failed to resolve reference \"docker.io/student/api-gateway:1\": docker.io/student/api-gateway:1: not found",
+            ),
+            (
+                "ImagePullBackOff",
+                "Back-off pulling image \"docker.io/student/api-gateway:1\": ErrImagePull: failed to resolve reference \"docker.io/student/api-gateway:1\": docker.io/student/api-gateway:1: not found",
+            ),
+            (
+                "ErrImagePull",
+                "Error response from daemon: manifest for student/api-gateway:1 not found: manifest unknown: manifest unknown",
+            ),
+            (
+                "ErrImagePull",
+                "failed to pull and unpack image \"docker.io/student/api-gateway:1\": failed to resolve reference \"docker.io/student/api-gateway:1\": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed",
+            ),
+            (
+                "ErrImagePull",
+                "failed to pull and unpack image \"docker.io/student/api-gateway:1\": failed to resolve reference \"docker.io/student/api-gateway:1\": unexpected status from HEAD request to https://registry-1.docker.io/v2/student/api-gateway/manifests/1: 401 Unauthorized",
+            ),
+            (
+                "InvalidImageName",
+                "Failed to apply default image tag \"Student/API:1\": couldn't parse image reference \"Student/API:1\": invalid reference format: repository name must be lowercase",
+            ),
+            (
+                "ErrImageNeverPull",
+                "Container image \"orchestrator.local/api-gateway:1\" is not present with pull policy of Never",
+            ),
+        ] {
+            let problem = pull_problem(reason, message);
+            assert!(problem.is_fatal(), "{reason}: {message} cannot heal");
+        }
+    }
+
+    #[test]
+    fn a_pull_refused_for_now_is_explained_with_what_gets_past_the_limit() {
+        let text =
+            pull_problem("ErrImagePull", TOO_MANY_REQUESTS).explain("Deployment/api-gateway", None);
+        assert!(text.contains("toomanyrequests"), "{text}");
+        for advice in ["registries.yaml", "--sideload", "wait"] {
+            assert!(text.contains(advice), "{advice:?} missing: {text}");
+        }
+        assert!(!text.contains("not pushed"), "{text}");
+        let text = pull_problem("ErrImagePull", "docker.io/student/api-gateway:1: not found")
+            .explain("Deployment/api-gateway", None);
+        assert!(
+            text.contains("not pushed") && !text.contains("registries.yaml"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_crash_loop_is_fatal_after_a_few_restarts() {
+        let crashing = |restarts| {
+            pod_problem(&waiting_pod(
+                "CrashLoopBackOff",
+                "back-off 10s restarting failed container",
+                restarts,
+            ))
+            .unwrap()
+        };
+        assert!(
+            !crashing(1).is_fatal(),
+            "one back-off may be a dependency still starting"
+        );
+        assert!(!crashing(2).is_fatal());
+        assert!(crashing(3).is_fatal());
+        assert!(crash_log_is_fatal(
+            "exec /usr/local/bin/app: exec format error\n"
+        ));
+        assert!(!crash_log_is_fatal(
+            "FATAL: password authentication failed for user \"inventory\"\n"
+        ));
+    }
+
+    /// RabbitMQ refusing to boot on a read-only log directory, as a real
+    /// kubelet serves its previous container's log: the cause is far above
+    /// the crash report's tail.
+    const RABBITMQ_BOOT_FAILURE: &str = r#"2026-12-07 10:00:00.512 [notice] <0.44.0> Application syslog exited with reason: stopped
+2026-12-07 10:00:00.530 [info] <0.230.0> Feature flags: list of feature flags found:
+2026-12-07 10:00:00.531 [info] <0.230.0> Feature flags:   [x] classic_mirrored_queue_version
+2026-12-07 10:00:00.531 [info] <0.230.0> Feature flags:   [x] quorum_queue
+2026-12-07 10:00:00.532 [info] <0.230.0> Feature flags: feature flag states written to disk: yes
+2026-12-07 10:00:01.120 [info] <0.230.0> Starting RabbitMQ 3.13.7 on Erlang 26.2.5
+2026-12-07 10:00:01.123 [error] <0.230.0>
+2026-12-07 10:00:01.123 [error] <0.230.0> BOOT FAILED
+2026-12-07 10:00:01.123 [error] <0.230.0> ===========
+2026-12-07 10:00:01.124 [error] <0.230.0> Error during startup: {error,{cannot_log_to_file,"/var/log/rabbitmq/rabbit@rabbitmq-0_upgrade.log",erofs}}
+2026-12-07 10:00:01.124 [error] <0.230.0>
+
+BOOT FAILED
+===========
+Error during startup: {error,{cannot_log_to_file,"/var/log/rabbitmq/rabbit@rabbitmq-0_upgrade.log",erofs}}
+
+2026-12-07 10:00:02.125 [error] <0.229.0>   crasher:
+2026-12-07 10:00:02.125 [error] <0.229.0>     initial call: application_master:init/4
+2026-12-07 10:00:02.125 [error] <0.229.0>     pid: <0.229.0>
+2026-12-07 10:00:02.125 [error] <0.229.0>     registered_name: []
+2026-12-07 10:00:02.125 [error] <0.229.0>     exception exit: {{cannot_log_to_file,"/var/log/rabbitmq/rabbit@rabbitmq-0_upgrade.log",erofs},{rabbit_prelaunch_sup,start_link,[]}}
+2026-12-07 10:00:02.125 [error] <0.229.0>       in function  application_master:init/4 (application_master.erl, line 142)
+2026-12-07 10:00:02.125 [error] <0.229.0>     ancestors: [<0.228.0>]
+2026-12-07 10:00:02.125 [error] <0.229.0>     message_queue_len: 1
+2026-12-07 10:00:02.125 [error] <0.229.0>     messages: [{'EXIT',<0.230.0>,normal}]
+2026-12-07 10:00:02.125 [error] <0.229.0>     links: [<0.228.0>,<0.44.0>]
+2026-12-07 10:00:02.125 [error] <0.229.0>     dictionary: []
+2026-12-07 10:00:02.125 [error] <0.229.0>     trap_exit: true
+2026-12-07 10:00:02.125 [error] <0.229.0>     status: running
+2026-12-07 10:00:02.125 [error] <0.229.0>     heap_size: 987
+2026-12-07 10:00:02.125 [error] <0.229.0>     stack_size: 28
+2026-12-07 10:00:02.125 [error] <0.229.0>     reductions: 175
+2026-12-07 10:00:02.125 [error] <0.229.0>   neighbours:
+2026-12-07 10:00:02.126 [notice] <0.44.0> Application rabbit exited with reason: {{cannot_log_to_file,"/var/log/rabbitmq/rabbit@rabbitmq-0_upgrade.log",erofs},{rabbit_prelaunch_sup,start_link,[]}}
+Runtime terminating during boot ({application_start_failure,rabbit,{{cannot_log_to_file,"/var/log/rabbitmq/rabbit@rabbitmq-0_upgrade.log",erofs},{rabbit_prelaunch_sup,start_link,[]}}})
+Kernel pid terminated (application_controller) ({application_start_failure,rabbit,{{cannot_log_to_file,"/var/log/rabbitmq/rabbit@rabbitmq-0_upgrade.log",erofs},{rabbit_prelaunch_sup,start_link,[]}}})
+
+Crash dump is being written to: erl_crash.dump...
+    heap_size: 987
+    stack_size: 28
+    reductions: 1234
+"#;
+
+    #[test]
+    fn a_crash_loops_log_is_cut_to_the_lines_that_say_why() {
+        let excerpt = log_excerpt(RABBITMQ_BOOT_FAILURE);
+        let shown = excerpt.join("\n");
+        assert!(excerpt.len() <= 12, "{} lines:\n{shown}", excerpt.len());
+        for line in &excerpt {
+            assert!(line.chars().count() <= 200, "too wide: {line}");
+        }
+        for why in [
+            "BOOT FAILED",
+            "Error during startup: {error,{cannot_log_to_file",
+            "Kernel pid terminated",
+        ] {
+            assert!(shown.contains(why), "{why:?} missing:\n{shown}");
+        }
+        assert!(
+            shown.ends_with("    reductions: 1234"),
+            "the last lines come last:\n{shown}"
+        );
+        assert!(!shown.contains("Feature flags"), "{shown}");
+        let positions: Vec<usize> = excerpt
+            .iter()
+            .map(|line| {
+                RABBITMQ_BOOT_FAILURE
+                    .rfind(line.trim_end_matches('…'))
+                    .expect("a line of the log")
+            })
+            .collect();
+        assert!(positions.is_sorted(), "in log order:\n{shown}");
+        let unique: HashSet<&String> = excerpt.iter().collect();
+        assert_eq!(unique.len(), excerpt.len(), "no line twice:\n{shown}");
+
+        let text = pod_problem(&waiting_pod(
+            "CrashLoopBackOff",
+            "back-off 40s restarting failed container",
+            3,
+        ))
+        .unwrap()
+        .explain("StatefulSet/rabbitmq", Some(RABBITMQ_BOOT_FAILURE));
+        assert_eq!(text.matches("\n  | ").count(), excerpt.len(), "{text}");
+        assert!(text.contains("cannot_log_to_file"), "{text}");
+
+        let quiet = "listening on 0.0.0.0:8080\nconnected to inventory-db\n";
+        assert_eq!(
+            log_excerpt(quiet),
+            ["listening on 0.0.0.0:8080", "connected to inventory-db"]
+        );
+        let wide = format!("panic: {}\n", "x".repeat(500));
+        let cut = log_excerpt(&wide);
+        assert_eq!(cut.len(), 1);
+        assert!(
+            cut[0].starts_with("panic: x") && cut[0].ends_with('…'),
+            "{cut:?}"
+        );
+        assert!(cut[0].chars().count() <= 200);
+    }
+
+    #[test]
+    fn a_timeout_without_current_pods_says_what_holds_them_back() {
+        let on_delete: StatefulSet = yaml(
+            "metadata: {name: rabbitmq, generation: 2}\nspec: {serviceName: s, selector: {}, template: {}, updateStrategy: {type: OnDelete}}\nstatus: {observedGeneration: 2, replicas: 1, currentRevision: a, updateRevision: b}",
+        );
+        let text = Workload::StatefulSet(Box::new(on_delete))
+            .no_current_pod("stack", &["rabbitmq-0".into()]);
+        assert!(
+            text.contains("OnDelete") && text.contains("rabbitmq-0"),
+            "{text}"
+        );
+        assert!(text.contains("delete them"), "{text}");
+        assert!(
+            text.contains("kubectl -n stack delete pod rabbitmq-0"),
+            "{text}"
+        );
+
+        let quota = "pods \"inventory-app-7c9d5-x2k4q\" is forbidden: exceeded quota: compute, requested: memory=512Mi, used: memory=1Gi, limited: memory=1Gi";
+        let failing: Deployment = yaml(&format!(
+            "metadata: {{name: inventory-app, generation: 1}}\nspec: {{selector: {{}}, template: {{}}}}\nstatus: {{observedGeneration: 1, conditions: [{{type: ReplicaFailure, status: 'True', reason: FailedCreate, message: '{quota}'}}]}}"
+        ));
+        let text = Workload::Deployment(Box::new(failing)).no_current_pod("stack", &[]);
+        assert!(
+            text.contains("FailedCreate") && text.contains(quota),
+            "{text}"
+        );
+        assert!(!text.contains("no pod was created"), "{text}");
+
+        let plain: Deployment = yaml(
+            "metadata: {name: a, generation: 1}\nspec: {selector: {}, template: {}}\nstatus: {observedGeneration: 1}",
+        );
+        let text = Workload::Deployment(Box::new(plain.clone())).no_current_pod("stack", &[]);
+        assert_eq!(text, "no pod was created for it");
+        let text =
+            Workload::Deployment(Box::new(plain)).no_current_pod("stack", &["a-old-1".into()]);
+        assert!(
+            text.contains("only pods of an older revision") && text.contains("a-old-1"),
+            "{text}"
+        );
     }
 }
