@@ -29,6 +29,16 @@ pub const GRACE: Duration = Duration::from_secs(10);
 /// How many lines of the log a failure shows.
 const TAIL_LINES: usize = 15;
 
+/// How much of the log's end a failure's tail is read from: enough for
+/// `TAIL_LINES` of any sane width, without reading a log of gigabytes.
+const TAIL_BYTES: u64 = 64 * 1024;
+
+/// The most standard output a captured run may print. What is captured is
+/// data for this tool (a kubeconfig, `vagrant status`, an image's digest),
+/// kilobytes; a program that prints more is broken (a loop, the wrong
+/// command), and the step fails rather than the tool's memory growing.
+const CAPTURE_LIMIT: usize = 16 * 1024 * 1024;
+
 /// A program and its arguments, before it runs.
 #[derive(Debug, Clone)]
 pub struct Command {
@@ -133,13 +143,22 @@ pub enum Stdout {
 #[derive(Debug, Clone)]
 pub struct Runner {
     logs_dir: PathBuf,
+    /// How long a stopped program's group has, after SIGINT, before SIGKILL.
+    grace: Duration,
 }
 
 impl Runner {
     pub fn new(logs_dir: impl Into<PathBuf>) -> Self {
         Runner {
             logs_dir: logs_dir.into(),
+            grace: GRACE,
         }
+    }
+
+    /// Another grace period than [`GRACE`] for the programs this runner stops.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
     }
 
     pub fn log_path(&self, step: &str) -> PathBuf {
@@ -178,23 +197,22 @@ impl Runner {
             .spawn(&file, stdout)
             .map_err(|err| failure(FailureKind::CouldNotStart(err)))?;
         drop(file);
-        let mut group = Group::new(child);
+        let mut group = Group::new(child, self.grace);
         let finished = group.finish();
         let result = match command.limit {
             None => finished.await,
-            Some(limit) => match tokio::time::timeout(limit, finished).await {
-                Ok(result) => result,
-                Err(_) => {
-                    group.stop().await;
-                    return Err(failure(FailureKind::TimedOut(limit)));
-                }
-            },
+            Some(limit) => tokio::time::timeout(limit, finished)
+                .await
+                .unwrap_or(Err(FailureKind::TimedOut(limit))),
         };
-        let (status, out) = result.map_err(|err| failure(FailureKind::CouldNotStart(err)))?;
-        if !status.success() {
-            return Err(failure(FailureKind::Exited(status.code())));
+        match result {
+            Ok((status, out)) if status.success() => Ok(out),
+            Ok((status, _)) => Err(failure(FailureKind::Exited(status.code()))),
+            Err(kind) => {
+                group.stop().await;
+                Err(failure(kind))
+            }
         }
-        Ok(out)
     }
 }
 
@@ -232,30 +250,49 @@ struct Group {
     child: Option<tokio::process::Child>,
     /// The child's pid, which is its group's id (`process_group(0)`).
     id: libc::pid_t,
+    grace: Duration,
+}
+
+/// A stop begun by a dropped run.
+struct Stopping {
+    group: libc::pid_t,
+    stop: JoinHandle<()>,
 }
 
 /// Stops begun by dropped runs, for [`stopped`] to wait for.
-static STOPPING: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
+static STOPPING: Mutex<Vec<Stopping>> = Mutex::new(Vec::new());
+
+/// The stops still under way, the finished ones forgotten.
+fn stopping_now() -> std::sync::MutexGuard<'static, Vec<Stopping>> {
+    let mut stops = STOPPING.lock().unwrap_or_else(|e| e.into_inner());
+    stops.retain(|stopping| !stopping.stop.is_finished());
+    stops
+}
+
+/// How many programs (each with its process group) are being stopped.
+pub fn stopping() -> usize {
+    stopping_now().len()
+}
+
+/// SIGKILL to every group being stopped, without waiting for the rest of
+/// its grace period: the user's second Ctrl-C.
+pub fn kill_stopping() {
+    for stopping in stopping_now().iter() {
+        signal_group(stopping.group, libc::SIGKILL);
+    }
+}
 
 /// Waits until every child whose run was dropped has been stopped (at most
 /// the grace period): `main` calls it before exiting, so that no child
 /// outlives the command and its locks (a VM's) are free for the next run.
 pub async fn stopped() {
-    loop {
-        let pending = {
-            let mut stops = STOPPING.lock().unwrap_or_else(|e| e.into_inner());
-            stops.retain(|stop| !stop.is_finished());
-            stops.len()
-        };
-        if pending == 0 {
-            return;
-        }
+    while stopping() > 0 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 impl Group {
-    fn new(child: tokio::process::Child) -> Self {
+    fn new(child: tokio::process::Child, grace: Duration) -> Self {
         let id = child
             .id()
             .and_then(|pid| libc::pid_t::try_from(pid).ok())
@@ -263,26 +300,34 @@ impl Group {
         Group {
             child: Some(child),
             id,
+            grace,
         }
     }
 
-    /// Waits for the child's exit, reading its captured standard output.
-    async fn finish(&mut self) -> io::Result<(std::process::ExitStatus, String)> {
+    /// Waits for the child's exit, reading its captured standard output (up
+    /// to [`CAPTURE_LIMIT`]: past it the child is left running, to be stopped).
+    async fn finish(&mut self) -> Result<(std::process::ExitStatus, String), FailureKind> {
         let child = self.child.as_mut().expect("a running child");
         let mut out = Vec::new();
-        if let Some(mut stdout) = child.stdout.take() {
-            stdout.read_to_end(&mut out).await?;
+        if let Some(stdout) = child.stdout.take() {
+            let mut capped = stdout.take(CAPTURE_LIMIT as u64 + 1);
+            capped
+                .read_to_end(&mut out)
+                .await
+                .map_err(FailureKind::CouldNotStart)?;
+            if out.len() > CAPTURE_LIMIT {
+                return Err(FailureKind::TooMuchOutput);
+            }
         }
-        let status = child.wait().await?;
+        let status = child.wait().await.map_err(FailureKind::CouldNotStart)?;
         self.child = None;
         Ok((status, String::from_utf8_lossy(&out).into_owned()))
     }
 
-    /// SIGINT to the group, up to the grace period for the child to exit,
-    /// then SIGKILL to whatever of the group is left.
+    /// Stops the whole group (see [`stop_group`]).
     async fn stop(&mut self) {
         if let Some(child) = self.child.take() {
-            stop_group(child, self.id).await;
+            stop_group(child, self.id, self.grace).await;
         }
     }
 }
@@ -294,11 +339,14 @@ impl Drop for Group {
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                let stop = runtime.spawn(stop_group(child, self.id));
+                let stop = runtime.spawn(stop_group(child, self.id, self.grace));
                 STOPPING
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push(stop);
+                    .push(Stopping {
+                        group: self.id,
+                        stop,
+                    });
             }
             // No runtime left to wait in: at least nothing survives.
             Err(_) => signal_group(self.id, libc::SIGKILL),
@@ -306,14 +354,22 @@ impl Drop for Group {
     }
 }
 
-async fn stop_group(mut child: tokio::process::Child, group: libc::pid_t) {
+/// SIGINT to the group, up to `grace` for the whole group to exit (what the
+/// leader started may still be cleaning up after the leader is gone: a VM
+/// being deleted), then SIGKILL to whatever of the group is left.
+async fn stop_group(mut child: tokio::process::Child, group: libc::pid_t, grace: Duration) {
     signal_group(group, libc::SIGINT);
-    if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+    let group_gone = async {
+        // Reaped first: until then the leader, a zombie, keeps its group in being.
+        let _ = child.wait().await;
+        while group_exists(group) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    if tokio::time::timeout(grace, group_gone).await.is_err() {
         signal_group(group, libc::SIGKILL);
         let _ = child.wait().await;
     }
-    // What the leader started may outlive it: the rest of the group goes too.
-    signal_group(group, libc::SIGKILL);
 }
 
 fn signal_group(group: libc::pid_t, signal: libc::c_int) {
@@ -323,8 +379,18 @@ fn signal_group(group: libc::pid_t, signal: libc::c_int) {
     }
 }
 
+fn group_exists(group: libc::pid_t) -> bool {
+    // SAFETY: signal 0 is only the existence check of kill(2).
+    group > 0
+        && (unsafe { libc::kill(-group, 0) } == 0
+            || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH))
+}
+
+/// The last non-blank lines of the log, read from its last [`TAIL_BYTES`]
+/// and lossily: one byte that is not UTF-8 (a progress bar cut in a
+/// character) must not hide the lines around it.
 fn tail_of(log: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let text = read_end(log, TAIL_BYTES).unwrap_or_default();
     let lines: Vec<&str> = text
         .lines()
         .filter(|line| !line.trim().is_empty())
@@ -335,6 +401,21 @@ fn tail_of(log: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The last `bytes` of a file as text, without the line the cut fell into.
+fn read_end(path: &Path, bytes: u64) -> io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path)?;
+    let start = file.metadata()?.len().saturating_sub(bytes);
+    file.seek(SeekFrom::Start(start))?;
+    let mut end = Vec::new();
+    file.read_to_end(&mut end)?;
+    let text = String::from_utf8_lossy(&end);
+    Ok(match text.split_once('\n') {
+        Some((_cut, rest)) if start > 0 => rest.to_string(),
+        _ => text.into_owned(),
+    })
+}
+
 #[derive(Debug)]
 pub enum FailureKind {
     CouldNotStart(io::Error),
@@ -342,6 +423,9 @@ pub enum FailureKind {
     Exited(Option<i32>),
     /// It ran past its time limit and was stopped.
     TimedOut(Duration),
+    /// It printed more than [`CAPTURE_LIMIT`] on a captured standard output
+    /// and was stopped.
+    TooMuchOutput,
 }
 
 #[derive(Debug)]
@@ -368,6 +452,11 @@ impl fmt::Display for ProcessError {
                 f,
                 "{step}: `{command}` did not finish within {}s and was stopped",
                 limit.as_secs()
+            )?,
+            FailureKind::TooMuchOutput => write!(
+                f,
+                "{step}: `{command}` printed more than {} MiB on its standard output and was stopped",
+                CAPTURE_LIMIT / (1024 * 1024)
             )?,
         }
         if !self.tail.is_empty() {
@@ -447,6 +536,60 @@ mod tests {
         assert!(text.starts_with("boot agent: `sh -c"), "{text}");
         assert!(text.contains("exited with status 7"), "{text}");
         assert!(text.contains("boot-agent.log"), "{text}");
+    }
+
+    #[test]
+    fn a_tail_survives_bytes_that_are_not_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("build.log");
+        std::fs::write(&log, b"# header\nprogress \xff\xfe 50%\nerror: disk full\n").unwrap();
+        assert_eq!(
+            tail_of(&log),
+            [
+                "# header",
+                "progress \u{fffd}\u{fffd} 50%",
+                "error: disk full"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tail_reads_only_the_end_of_a_long_log_and_no_cut_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("build.log");
+        // A first line longer than the window: the window starts inside it.
+        let mut text = "x".repeat(TAIL_BYTES as usize + 10);
+        text.push('\n');
+        for i in 1..=20 {
+            text.push_str(&format!("line {i}\n"));
+        }
+        std::fs::write(&log, &text).unwrap();
+        let tail = tail_of(&log);
+        assert_eq!(tail.len(), TAIL_LINES);
+        assert_eq!(tail[0], "line 6");
+        std::fs::write(&log, format!("{}\nlast\n", "x".repeat(TAIL_BYTES as usize))).unwrap();
+        assert_eq!(tail_of(&log), ["last"], "the cut line is left out");
+    }
+
+    #[tokio::test]
+    async fn captured_output_past_the_cap_fails_the_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let runner = Runner::new(dir.path());
+        let cmd = Command::new("head").args([
+            "-c".to_string(),
+            (CAPTURE_LIMIT + 1).to_string(),
+            "/dev/zero".to_string(),
+        ]);
+        let err = runner
+            .run("status", cmd, Stdout::Capture)
+            .await
+            .unwrap_err();
+        assert!(matches!(err.kind, FailureKind::TooMuchOutput), "{err}");
+        assert!(
+            err.to_string()
+                .contains("printed more than 16 MiB on its standard output"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -31,20 +31,42 @@ async fn both_started(dir: &Path) {
     }
 }
 
-/// Runs a sleeper until both its processes started, then drops the run.
-async fn drop_a_running(dir: &Path, stubborn: bool) {
-    let runner = Runner::new(dir);
-    let run = runner.run("build", sleeper(dir, stubborn), Stdout::Log);
+/// A short grace period, so that a test that waits it out is quick.
+const TEST_GRACE: Duration = Duration::from_secs(3);
+
+/// Runs `command` until both its processes started, then drops the run.
+async fn drop_a_running(dir: &Path, command: Command) {
+    let runner = Runner::new(dir).grace(TEST_GRACE);
+    let run = runner.run("build", command, Stdout::Log);
     tokio::select! {
-        _ = run => panic!("the sleeper ended by itself"),
+        _ = run => panic!("the program ended by itself"),
         () = both_started(dir) => {}
     }
+}
+
+/// A leader that SIGINT ends at once, and a child in its group that takes
+/// a moment to clean up at SIGINT, then writes `cleaned`. (`env
+/// --default-signal` because sh starts a background job ignoring SIGINT.)
+fn slow_to_clean_up(dir: &Path) -> Command {
+    let (pids, cleaned) = (dir.join("pids"), dir.join("cleaned"));
+    let child = format!(
+        "trap \"sleep 0.5; echo done > {}; exit 0\" INT; echo $$ >> {}; while :; do sleep 0.1; done",
+        cleaned.display(),
+        pids.display()
+    );
+    Command::new("sh").args([
+        "-c".to_string(),
+        format!(
+            "env --default-signal=INT sh -c '{child}' & echo $$ >> {}; wait",
+            pids.display()
+        ),
+    ])
 }
 
 #[tokio::test]
 async fn a_step_over_its_time_limit_is_stopped_with_its_group() {
     let dir = tempfile::tempdir().unwrap();
-    let runner = Runner::new(dir.path());
+    let runner = Runner::new(dir.path()).grace(TEST_GRACE);
     let cmd = sleeper(dir.path(), false).time_limit(Some(Duration::from_secs(1)));
     let err = runner
         .run("boot master", cmd, Stdout::Log)
@@ -63,7 +85,7 @@ async fn a_step_over_its_time_limit_is_stopped_with_its_group() {
 #[tokio::test]
 async fn a_dropped_run_stops_its_group_and_stopped_waits_for_it() {
     let dir = tempfile::tempdir().unwrap();
-    drop_a_running(dir.path(), false).await;
+    drop_a_running(dir.path(), sleeper(dir.path(), false)).await;
     process::stopped().await;
     assert_eq!(survivors(&dir.path().join("pids")), Vec::<String>::new());
 }
@@ -71,12 +93,28 @@ async fn a_dropped_run_stops_its_group_and_stopped_waits_for_it() {
 #[tokio::test]
 async fn a_child_that_ignores_sigint_is_killed_after_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
-    drop_a_running(dir.path(), true).await;
+    drop_a_running(dir.path(), sleeper(dir.path(), true)).await;
+    let dropped = Instant::now();
+    process::stopped().await;
+    let waited = dropped.elapsed();
+    assert!(waited >= TEST_GRACE, "SIGKILL came before the grace period");
+    assert!(waited < GRACE, "the runner's grace period, not the default");
+    assert_eq!(survivors(&dir.path().join("pids")), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn the_grace_period_lasts_until_the_whole_group_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    drop_a_running(dir.path(), slow_to_clean_up(dir.path())).await;
     let dropped = Instant::now();
     process::stopped().await;
     assert!(
-        dropped.elapsed() >= GRACE,
-        "SIGKILL came before the grace period"
+        dir.path().join("cleaned").exists(),
+        "the child was killed before it cleaned up, when its leader exited"
+    );
+    assert!(
+        dropped.elapsed() < TEST_GRACE,
+        "the stop waited for the grace period's end, not for the group"
     );
     assert_eq!(survivors(&dir.path().join("pids")), Vec::<String>::new());
 }
