@@ -741,6 +741,8 @@ impl Cluster {
                 judged.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
         };
+        // An explanation ends its own sentence.
+        let found = found.trim_end_matches('.');
         anyhow!(
             "{key} was not ready in time: {condition}; {found}. Raise --timeout if the VMs are slow, \
              or see `orchestrator logs {}`",
