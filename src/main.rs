@@ -40,6 +40,7 @@ fn main() -> ExitCode {
                 process::stopped().await;
             }
         }
+        commands::release_lock();
         result
     });
     runtime.shutdown_background();

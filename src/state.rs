@@ -2,7 +2,8 @@
 //! join token, kubeconfig, generated credentials and logs. Secrets are written
 //! 0600, and atomically, so an interrupted write never leaves half a file.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -46,6 +47,97 @@ impl State {
     /// left running by a boot that failed or was interrupted.
     pub fn boot_marker(&self, machine: &str) -> PathBuf {
         self.dir.join("booting").join(machine)
+    }
+}
+
+/// Held while a run changes the project (its VMs, its cluster, the files
+/// under `.orchestrator/`): two runs at once would rotate each other's logs
+/// and race on `images.json`. The lock is the OS's on `.orchestrator/lock`,
+/// so a run that dies frees it; the file holds the holder's pid. A run that
+/// leaves nothing else in `.orchestrator/` (it failed before any change)
+/// removes the file and the directory, so that nothing is left behind.
+#[derive(Debug)]
+pub struct RunLock {
+    /// Closing it releases the lock.
+    _held: File,
+    dir: PathBuf,
+}
+
+impl State {
+    fn lock_file(&self) -> PathBuf {
+        self.dir.join("lock")
+    }
+
+    /// Takes the project's [`RunLock`]; while another run holds it, calls
+    /// `waiting` with that run's pid (if it could be read) and waits.
+    pub async fn lock(&self, waiting: impl FnOnce(Option<u32>)) -> anyhow::Result<RunLock> {
+        let path = self.lock_file();
+        let cannot = || format!("cannot lock {}", path.display());
+        let mut waiting = Some(waiting);
+        loop {
+            std::fs::create_dir_all(&self.dir).with_context(cannot)?;
+            let mut file = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .with_context(cannot)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = file.read_to_string(&mut holder);
+                    if let Some(waiting) = waiting.take() {
+                        waiting(holder.trim().parse().ok());
+                    }
+                    // A blocking call: on a thread of its own, so that Ctrl-C
+                    // is still heard while waiting.
+                    file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+                        .await
+                        .context("the wait for the lock failed")?
+                        .with_context(cannot)?;
+                }
+                Err(std::fs::TryLockError::Error(err)) => return Err(err).with_context(cannot),
+            }
+            // The holder we waited for may have removed the file (see
+            // `RunLock`): a lock on a file no longer at `path` locks nothing.
+            if !is_the_file_at(&file, &path) {
+                continue;
+            }
+            file.set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| write!(file, "{}", std::process::id()))
+                .with_context(cannot)?;
+            return Ok(RunLock {
+                _held: file,
+                dir: self.dir.clone(),
+            });
+        }
+    }
+}
+
+fn is_the_file_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(open), Ok(named)) => (open.dev(), open.ino()) == (named.dev(), named.ino()),
+        _ => false,
+    }
+}
+
+impl Drop for RunLock {
+    // Runs before `held` is closed: the file is removed under the lock.
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let names: Vec<_> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.file_name()))
+            .collect();
+        if names.len() == 1 && names[0] == "lock" {
+            let _ = std::fs::remove_file(self.dir.join("lock"));
+            let _ = std::fs::remove_dir(&self.dir);
+        }
     }
 }
 
@@ -110,6 +202,33 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["taken"]);
+    }
+
+    #[tokio::test]
+    async fn the_lock_holds_the_pid_and_a_second_taker_learns_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::new(dir.path());
+        let held = state.lock(|_| panic!("nobody holds it")).await.unwrap();
+        let pid = std::fs::read_to_string(state.lock_file()).unwrap();
+        assert_eq!(pid, std::process::id().to_string());
+        let (told, heard) = tokio::sync::oneshot::channel();
+        let project = dir.path().to_path_buf();
+        let second = tokio::spawn(async move {
+            State::new(&project)
+                .lock(|holder| told.send(holder).unwrap())
+                .await
+        });
+        assert_eq!(heard.await.unwrap(), Some(std::process::id()));
+        assert!(!second.is_finished(), "taken while held");
+        drop(held);
+        let second = second.await.unwrap().unwrap();
+        let pid = std::fs::read_to_string(state.lock_file()).unwrap();
+        assert_eq!(pid, std::process::id().to_string());
+        drop(second);
+        assert!(
+            !state.dir().exists(),
+            "a run that changed nothing leaves nothing"
+        );
     }
 
     #[test]

@@ -16,11 +16,12 @@ mod stop;
 mod verify;
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use orchestrator::config::{self, Config};
 use orchestrator::kubeapi::Target;
 use orchestrator::reporter::Reporter;
-use orchestrator::state::State;
+use orchestrator::state::{RunLock, State};
 
 use crate::cli::{Cli, ClusterTarget, Command};
 use crate::ui::{self, Verbosity};
@@ -50,6 +51,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         project_dir: loaded.project_dir,
         reporter: ui::reporter(verbosity),
     };
+    if changes_the_project(&cli.command) {
+        let lock = ctx
+            .state
+            .lock(|holder| {
+                ctx.reporter.note(&match holder {
+                    Some(pid) => format!("waiting for another orchestrator run (pid {pid})"),
+                    None => "waiting for another orchestrator run".into(),
+                })
+            })
+            .await?;
+        *RUN_LOCK.lock().unwrap_or_else(|e| e.into_inner()) = Some(lock);
+    }
     match cli.command {
         Command::Create => create::run(&ctx).await,
         Command::Start => start::run(&ctx).await,
@@ -64,6 +77,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dashboard(args) => dashboard::run(&ctx, args).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
         Command::Completions(_) => unreachable!("handled before the configuration is loaded"),
+    }
+}
+
+/// The project's lock, held past the command's end: an interrupted command's
+/// children are still being stopped when its future is gone, and no other
+/// run may start before they are (`main` calls [`release_lock`] then).
+static RUN_LOCK: Mutex<Option<RunLock>> = Mutex::new(None);
+
+/// Lets the next run of the project start.
+pub fn release_lock() {
+    RUN_LOCK.lock().unwrap_or_else(|e| e.into_inner()).take();
+}
+
+/// Whether `command` changes the VMs, the cluster or `.orchestrator/`, and
+/// so must wait for another such run of the project. `verify` does: it
+/// scales billing-app down and up again, which a deploy would fight. What
+/// only reads (`status`, `plan`, `logs`, `doctor`, the dashboard) or only
+/// sends requests (`demo`) never waits.
+fn changes_the_project(command: &Command) -> bool {
+    match command {
+        Command::Create
+        | Command::Start
+        | Command::Stop
+        | Command::Destroy(_)
+        | Command::Verify(_) => true,
+        Command::Deploy(args) => !args.dry_run,
+        Command::Status(_)
+        | Command::Plan(_)
+        | Command::Logs(_)
+        | Command::Doctor(_)
+        | Command::Completions(_)
+        | Command::Dashboard(_)
+        | Command::Demo(_) => false,
     }
 }
 
