@@ -591,72 +591,75 @@ mod tests {
         valid(|c| c.deploy.timeout_secs = 86_400);
     }
 
+    /// `set` with each of `good` validates, and with each of `bad` fails
+    /// naming `key` and the value.
+    fn check_values(key: &str, set: fn(&mut Config, &str), good: &[&str], bad: &[&str]) {
+        for value in good {
+            valid(|c| set(c, value));
+        }
+        for value in bad {
+            let err = invalid(|c| set(c, value));
+            assert!(err.contains(&format!("{key} {value:?}")), "{err}");
+        }
+    }
+
     #[test]
     fn the_registry_server_is_a_host_and_optional_port() {
-        for server in [
-            "docker.io",
-            "localhost:5000",
-            "registry-1.example.com",
-            "[::1]:5000",
-            "10.0.0.2:443",
-        ] {
-            valid(|c| c.registry.server = server.into());
-        }
-        for server in [
-            "",
-            "https://docker.io",
-            "docker.io/",
-            "-docker.io",
-            "docker..io",
-            "host:port",
-            "host:",
-            "my_registry",
-        ] {
-            let err = invalid(|c| c.registry.server = server.into());
-            assert!(
-                err.contains(&format!("registry.server {server:?}")),
-                "{err}"
-            );
-        }
+        check_values(
+            "registry.server",
+            |c, v| c.registry.server = v.into(),
+            &[
+                "docker.io",
+                "localhost:5000",
+                "registry-1.example.com",
+                "[::1]:5000",
+                "10.0.0.2:443",
+            ],
+            &[
+                "",
+                "https://docker.io",
+                "docker.io/",
+                "-docker.io",
+                "docker..io",
+                "host:port",
+                "host:",
+                "my_registry",
+            ],
+        );
     }
 
     #[test]
     fn the_registry_namespace_is_an_image_path_component() {
-        for namespace in ["", "me", "my.org", "my_org", "my__org", "my--org", "a1"] {
-            valid(|c| c.registry.namespace = namespace.into());
-        }
-        for namespace in [
-            "Me", "me/", "-me", "me-", "me_", "m___e", "my org", "org/team",
-        ] {
-            let err = invalid(|c| c.registry.namespace = namespace.into());
-            assert!(
-                err.contains(&format!("registry.namespace {namespace:?}")),
-                "{err}"
-            );
-        }
+        check_values(
+            "registry.namespace",
+            |c, v| c.registry.namespace = v.into(),
+            &["", "me", "my.org", "my_org", "my__org", "my--org", "a1"],
+            &[
+                "Me", "me/", "-me", "me-", "me_", "m___e", "my org", "org/team",
+            ],
+        );
     }
 
     #[test]
     fn the_box_is_a_vagrant_box_name() {
-        for name in [
-            "bento/ubuntu-24.04",
-            "generic/debian12",
-            "local-box",
-            "my_box.v2",
-        ] {
-            valid(|c| c.cluster.box_name = name.into());
-        }
-        for name in [
-            "",
-            "bento/",
-            "/ubuntu",
-            "a/b/c",
-            "bento/ubuntu 24.04",
-            "https://example.com/x.box",
-        ] {
-            let err = invalid(|c| c.cluster.box_name = name.into());
-            assert!(err.contains(&format!("cluster.box {name:?}")), "{err}");
-        }
+        check_values(
+            "cluster.box",
+            |c, v| c.cluster.box_name = v.into(),
+            &[
+                "bento/ubuntu-24.04",
+                "generic/debian12",
+                "local-box",
+                "my_box.v2",
+            ],
+            &[
+                "",
+                "bento/",
+                "/ubuntu",
+                "a/b/c",
+                "bento/ubuntu 24.04",
+                "https://example.com/x.box",
+            ],
+        );
     }
 
     #[test]
