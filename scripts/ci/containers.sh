@@ -189,14 +189,16 @@ fi
 # --- the stack, on a real node ----------------------------------------------------------------
 set_key deploy namespace '"orchestrator"'
 # `vagrant ssh NODE -c 'sudo k3s ctr images import -'`, as deploy --sideload runs it,
-# done by node-sim's containerd (the same import K3s's ctr does).
+# done by node-sim's containerd (the same import K3s's ctr does). node-sim has one
+# node for the CLI's two (master, agent): their imports of one image take turns
+# (two at once into one containerd race: "image ... already exists").
 FAKE_VAGRANT=$COPY/.fake-vagrant
 mkdir -p "$FAKE_VAGRANT"
 cat >"$FAKE_VAGRANT/vagrant" <<EOF
 #!/bin/sh
 # only what deploy --sideload asks: ssh NODE -c 'sudo k3s ctr images import -'
 [ "\$1 \$3 \$4" = "ssh -c sudo k3s ctr images import -" ] || { echo "fake vagrant: unexpected \$*" >&2; exit 1; }
-tee "\$(mktemp "$LOGS/sideload-\$2.XXXXXX.tar")" | "$NSIM/run.sh" ctr -n k8s.io images import -
+tee "\$(mktemp "$LOGS/sideload-\$2.XXXXXX.tar")" | flock "$LOGS/sideload.lock" "$NSIM/run.sh" ctr -n k8s.io images import -
 EOF
 chmod +x "$FAKE_VAGRANT/vagrant"
 
