@@ -20,9 +20,8 @@ use service_common::amqp::AmqpSettings;
 use service_common::backoff::Backoff;
 use service_common::config::Env;
 use service_common::order::Order;
-use service_common::postgres::{Database, DbSettings, is_unreachable};
+use service_common::postgres::{Database, DbSettings, Embedded, is_unreachable};
 use sqlx::PgPool;
-use sqlx::migrate::Migrator;
 
 use order::Delivered;
 pub use order::StoredOrder;
@@ -92,11 +91,20 @@ pub async fn run(env: Env) -> anyhow::Result<()> {
     Ok(())
 }
 
-static MIGRATOR: Migrator = sqlx::migrate!();
+const MIGRATIONS: Embedded = Embedded(&[
+    (
+        "0001_orders.sql",
+        include_str!("../migrations/0001_orders.sql"),
+    ),
+    (
+        "0002_orders_message_id.sql",
+        include_str!("../migrations/0002_orders_message_id.sql"),
+    ),
+]);
 
 /// Applies the migrations, retrying until the database takes them.
 pub async fn migrate(billing: Billing) {
-    billing.db.migrate(&MIGRATOR).await
+    billing.db.migrate(MIGRATIONS).await
 }
 
 pub fn app(billing: Billing) -> Router {

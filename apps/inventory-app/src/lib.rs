@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use service_common::ApiError;
 use service_common::config::Env;
 use service_common::extract::{JsonBody, PathParam, QueryParams};
-use service_common::postgres::{Database, DbSettings};
-use sqlx::migrate::Migrator;
+use service_common::postgres::{Database, DbSettings, Embedded};
+
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgPool, Postgres, Row};
 
@@ -38,11 +38,14 @@ pub async fn run(env: Env) -> anyhow::Result<()> {
     service_common::http::serve(app(db), config.port).await
 }
 
-static MIGRATOR: Migrator = sqlx::migrate!();
+const MIGRATIONS: Embedded = Embedded(&[(
+    "0001_movies.sql",
+    include_str!("../migrations/0001_movies.sql"),
+)]);
 
 /// Applies the migrations, retrying until the database takes them.
 pub async fn migrate(db: Database) {
-    db.migrate(&MIGRATOR).await
+    db.migrate(MIGRATIONS).await
 }
 
 pub fn app(db: Database) -> Router {
