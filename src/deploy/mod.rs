@@ -286,7 +286,7 @@ pub async fn deploy(
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let nodes = images::cluster_platforms(cluster.client(), &options.platforms).await?;
-    images::publish(
+    let built = images::build(
         &mut inputs.images,
         project,
         options,
@@ -296,6 +296,15 @@ pub async fn deploy(
         reporter,
     )
     .await?;
+    let local: Vec<sideload::LocalImage> = built
+        .iter()
+        .filter(|image| image.sideloaded)
+        .map(|image| sideload::LocalImage {
+            name: &image.name,
+            reference: &image.reference,
+        })
+        .collect();
+    sideload::import(&local, project, runner, reporter).await?;
     let waves = waves_for(project, &inputs, true)?;
     let all: Vec<Manifest> = waves.iter().flat_map(|w| w.objects.clone()).collect();
     let mut recorded = false;

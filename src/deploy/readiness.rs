@@ -302,7 +302,27 @@ const CRASH_LOOP_RESTARTS: i32 = 3;
 /// Whether a crashed container's log proves that no restart can help: its
 /// program was built for another CPU.
 pub fn crash_log_is_fatal(logs: &str) -> bool {
-    super::images::exec_format_fix(logs).is_some()
+    exec_format_fix(logs).is_some()
+}
+
+/// The plain words for a sideloaded image that is not on its node
+/// (`ErrImageNeverPull`: the kubelet may not pull it).
+fn never_pulled_fix(reason: &str) -> Option<&'static str> {
+    (reason == "ErrImageNeverPull").then_some(
+        "The image was sideloaded (imagePullPolicy: Never) but that node does not have it: \
+         run `orchestrator deploy --sideload` without --skip-build to import it into every node.",
+    )
+}
+
+/// The plain words for a container whose log says `exec format error`: its
+/// image was built for another CPU than its node's.
+fn exec_format_fix(logs: &str) -> Option<String> {
+    logs.contains("exec format error").then(|| {
+        "Its image was built for another CPU than its node's (`exec format error`: e.g. an amd64 \
+         image on arm64 VMs). Fix: run `orchestrator deploy` without --platform, which builds for \
+         the nodes' architecture (`kubectl get nodes -L kubernetes.io/arch` shows it)."
+            .to_string()
+    })
 }
 
 /// Why an image pull failed, as far as retrying it is concerned.
@@ -526,9 +546,9 @@ impl PodProblem {
                     PullFailure::Unexplained => format!(
                         "{NOT_PULLABLE} If the registry was busy or unreachable (a pull limit, a timeout), wait and deploy again."
                     ),
-                    PullFailure::Permanent => super::images::never_pulled_fix(reason)
-                        .unwrap_or(NOT_PULLABLE)
-                        .to_string(),
+                    PullFailure::Permanent => {
+                        never_pulled_fix(reason).unwrap_or(NOT_PULLABLE).to_string()
+                    }
                 };
                 format!(
                     "{workload}: pod {pod} cannot pull its image {image}: {reason}{detail}.\n  {fixes}"
@@ -539,7 +559,7 @@ impl PodProblem {
                 container,
                 restarts,
             } => {
-                let fixes = logs.and_then(super::images::exec_format_fix).unwrap_or_else(|| {
+                let fixes = logs.and_then(exec_format_fix).unwrap_or_else(|| {
                     format!(
                         "Likely fixes: a wrong setting or credential in app-config or the Secrets, or a database that \
                          is not reachable; see `orchestrator logs {}`.",
@@ -997,5 +1017,39 @@ Crash dump is being written to: erl_crash.dump...
             text.contains("only pods of an older revision") && text.contains("a-old-1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn exec_format_error_is_explained_as_the_wrong_cpu() {
+        let fix = exec_format_fix("exec /usr/local/bin/app: exec format error").unwrap();
+        assert!(
+            fix.contains("another CPU") && fix.contains("--platform"),
+            "{fix}"
+        );
+        assert_eq!(
+            exec_format_fix("FATAL: password authentication failed"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_sideloaded_image_missing_on_its_node_is_explained() {
+        let pod: k8s_openapi::api::core::v1::Pod = serde_yaml::from_str(
+            "metadata: {name: gw-1}\nstatus:\n  containerStatuses:\n  - {name: c, image: 'orchestrator.local/api-gateway:t', imageID: '', ready: false, restartCount: 0, state: {waiting: {reason: ErrImageNeverPull, message: 'Container image is not present with pull policy of Never'}}}",
+        )
+        .unwrap();
+        let problem = crate::deploy::readiness::pod_problem(&pod).expect("a problem");
+        let text = problem.explain("Deployment/api-gateway", None);
+        assert!(
+            text.contains(
+                "cannot pull its image orchestrator.local/api-gateway:t: ErrImageNeverPull"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("deploy --sideload` without --skip-build"),
+            "{text}"
+        );
+        assert!(!text.contains("Docker Hub"), "{text}");
     }
 }
