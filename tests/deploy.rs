@@ -114,11 +114,18 @@ fn pushing_needs_docker_logged_in() {
         "{out}"
     );
     let calls = std::fs::read_to_string(&calls).unwrap_or_default();
-    assert!(
-        !calls
-            .lines()
-            .any(|call| call.starts_with("build ") || call.starts_with("push ")),
-        "nothing may be built before the login is known: {calls}"
+    // The preflight's questions (`src/preflight/probe.rs`), asked side by side
+    // in no set order; nothing may be built or pushed before the login is known.
+    let mut asked: Vec<&str> = calls.lines().collect();
+    asked.sort_unstable();
+    assert_eq!(
+        asked,
+        [
+            "buildx inspect",
+            "buildx version",
+            "info --format {{json .DriverStatus}}",
+            "version --format {{.Server.Version}}",
+        ]
     );
 }
 
