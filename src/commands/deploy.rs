@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use orchestrator::deploy::{self, Options, Project, cluster::Cluster, images};
+use orchestrator::deploy::{self, Options, Project, cluster::Applier, images};
 use orchestrator::kubeapi;
 use orchestrator::process::Runner;
 
@@ -17,7 +17,7 @@ pub async fn run(ctx: &Context, args: DeployArgs) -> anyhow::Result<()> {
     let runner = Runner::new(ctx.state.logs());
     if args.dry_run {
         let connection = kubeapi::connect(&args.target.into()).await?;
-        let cluster = Cluster::new(connection.client, &ctx.config.deploy.namespace);
+        let cluster = Applier::new(connection.client, &ctx.config.deploy.namespace);
         let plan = deploy::plan(
             &project,
             &cluster,
@@ -43,7 +43,7 @@ pub async fn run(ctx: &Context, args: DeployArgs) -> anyhow::Result<()> {
     };
     let release = deploy::prepare(&project, &options, &runner).await?;
     let connection = kubeapi::connect(&args.target.into()).await?;
-    let cluster = Cluster::new(connection.client, &ctx.config.deploy.namespace);
+    let cluster = Applier::new(connection.client, &ctx.config.deploy.namespace);
     ctx.reporter
         .note(&format!("deploying to {}", connection.description));
     let outcome = deploy::deploy(

@@ -1,4 +1,4 @@
-use orchestrator::deploy::{self, Plan, cluster::Cluster};
+use orchestrator::deploy::{self, Plan, cluster::Applier};
 use orchestrator::kubeapi;
 use orchestrator::process::Runner;
 
@@ -8,7 +8,7 @@ use crate::cli::PlanArgs;
 pub async fn run(ctx: &Context, args: PlanArgs) -> anyhow::Result<()> {
     let project = super::project(ctx);
     let connection = kubeapi::connect(&args.target.into()).await?;
-    let cluster = Cluster::new(connection.client, &ctx.config.deploy.namespace);
+    let cluster = Applier::new(connection.client, &ctx.config.deploy.namespace);
     let runner = Runner::new(ctx.state.logs());
     let plan = deploy::plan(&project, &cluster, None, &[], &runner).await?;
     println!(

@@ -7,10 +7,12 @@
 //! readiness; last, objects of ours no longer in the manifests are pruned.
 
 pub mod addons;
+pub mod applyset;
 pub mod cluster;
 pub mod images;
 pub mod manifest;
 pub mod readiness;
+pub mod rollout;
 pub mod secrets;
 pub mod sideload;
 pub mod waves;
@@ -29,7 +31,7 @@ use crate::process::Runner;
 use crate::reporter::Reporter;
 use crate::state::State;
 use addons::Addon;
-use cluster::{Change, Cluster};
+use cluster::{Applier, Change};
 use images::Image;
 use manifest::Manifest;
 use waves::Wave;
@@ -199,7 +201,7 @@ pub struct PlannedWave {
 /// Asks the server what each apply would change (server-side dry runs), touching nothing.
 pub async fn plan(
     project: &Project<'_>,
-    cluster: &Cluster,
+    cluster: &Applier,
     only: Option<&str>,
     with: &[Addon],
     runner: &Runner,
@@ -279,7 +281,7 @@ pub async fn prepare(
 pub async fn deploy(
     project: &Project<'_>,
     mut inputs: Release,
-    cluster: &Cluster,
+    cluster: &Applier,
     options: &Options,
     runner: &Runner,
     reporter: &dyn Reporter,
@@ -349,7 +351,7 @@ pub async fn deploy(
 
 /// Applies a wave's objects together, then waits for its workloads together.
 async fn roll_out(
-    cluster: &Cluster,
+    cluster: &Applier,
     wave: &Wave,
     timeout: Duration,
     reporter: &dyn Reporter,

@@ -11,8 +11,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 
-use crate::deploy::cluster::WatchBackoff;
 use crate::deploy::readiness;
+use crate::deploy::rollout::WatchBackoff;
 
 /// How long scaling may take until the pods are gone or Ready.
 const SCALE_TIMEOUT: Duration = Duration::from_secs(180);
