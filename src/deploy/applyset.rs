@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use tokio::time::Instant;
 
 use super::cluster::{Applier, MANAGER, Served};
 use super::manifest::Manifest;
@@ -65,9 +66,9 @@ impl Applier {
     }
 
     /// The kinds the ApplySet records as applied (none before the first deploy).
-    async fn recorded_kinds(&self) -> anyhow::Result<BTreeSet<String>> {
+    async fn recorded_kinds(&self, deadline: Instant) -> anyhow::Result<BTreeSet<String>> {
         let api = self.applyset_parents();
-        let parent = retrying(Self::patience(), || api.get_opt(APPLYSET_PARENT))
+        let parent = retrying(deadline, || api.get_opt(APPLYSET_PARENT))
             .await
             .map_err(|err| self.applyset_request("get").failed(err))?;
         Ok(parent
@@ -86,15 +87,20 @@ impl Applier {
     /// Writes the ApplySet parent recording `kinds`, plus the recorded ones
     /// unless `replace`. Done before objects of a new kind are applied (so a
     /// deploy that stops half-way leaves none unrecorded) and, with `replace`,
-    /// after a complete prune.
-    pub async fn record_kinds(&self, manifests: &[Manifest], replace: bool) -> anyhow::Result<()> {
+    /// after a complete prune. Its requests are retried until `deadline`.
+    pub async fn record_kinds(
+        &self,
+        manifests: &[Manifest],
+        replace: bool,
+        deadline: Instant,
+    ) -> anyhow::Result<()> {
         let mut kinds: BTreeSet<String> = manifests
             .iter()
             .filter(|m| m.kind != "Namespace")
             .map(|m| group_kind(&m.api_version, &m.kind))
             .collect();
         if !replace {
-            kinds.extend(self.recorded_kinds().await?);
+            kinds.extend(self.recorded_kinds(deadline).await?);
         }
         let parent = json!({
             "apiVersion": "v1",
@@ -111,18 +117,16 @@ impl Applier {
         let api = self.applyset_parents();
         let params = PatchParams::apply(MANAGER).force();
         let patch = Patch::Apply(parent);
-        retrying(Self::patience(), || {
-            api.patch(APPLYSET_PARENT, &params, &patch)
-        })
-        .await
-        .map_err(|err| self.applyset_request("patch").failed(err))?;
+        retrying(deadline, || api.patch(APPLYSET_PARENT, &params, &patch))
+            .await
+            .map_err(|err| self.applyset_request("patch").failed(err))?;
         Ok(())
     }
 
     /// Objects of our ApplySet, of the kinds it records or the manifests
     /// have, that the manifests do not define. Namespaces are never pruned.
     pub async fn orphans(&self, manifests: &[Manifest]) -> anyhow::Result<Vec<Orphan>> {
-        let mut kinds = self.recorded_kinds().await?;
+        let mut kinds = self.recorded_kinds(Self::patience()).await?;
         kinds.extend(
             manifests
                 .iter()

@@ -24,8 +24,10 @@ use crate::kubeapi::{Request, retrying};
 pub const MANAGER: &str = "orchestrator";
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 
-/// How long one request keeps retrying while the API server is away: an API
-/// server restarts in seconds; longer is an outage worth reporting.
+/// How long a request outside a wave (plan, prune) keeps retrying while the
+/// API server is away: an API server restarts in seconds; longer is an outage
+/// worth reporting. A wave's requests share the wave's deadline instead: an
+/// outage that the wave's timeout allows for is waited out.
 const PATIENCE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -119,6 +121,7 @@ impl Applier {
         &self.client
     }
 
+    /// The deadline of a request outside a wave.
     pub(super) fn patience() -> Instant {
         Instant::now() + PATIENCE
     }
@@ -138,14 +141,19 @@ impl Applier {
     }
 
     /// The kind of a manifest as the server serves it (discovered once).
-    async fn served(&self, api_version: &str, kind: &str) -> anyhow::Result<Served> {
+    async fn served(
+        &self,
+        api_version: &str,
+        kind: &str,
+        deadline: Instant,
+    ) -> anyhow::Result<Served> {
         let key = format!("{api_version}/{kind}");
         if let Some(served) = self.kinds.lock().await.get(&key) {
             return Ok(served.clone());
         }
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
         let gvk = GroupVersionKind::gvk(group, version, kind);
-        let found = retrying(Self::patience(), || {
+        let found = retrying(deadline, || {
             kube::discovery::pinned_kind(&self.client, &gvk)
         })
         .await;
@@ -180,7 +188,10 @@ impl Applier {
             .iter()
             .find(|m| applyset::group_kind(&m.api_version, &m.kind) == group_kind)
         {
-            return self.served(&m.api_version, &m.kind).await.map(Some);
+            return self
+                .served(&m.api_version, &m.kind, Self::patience())
+                .await
+                .map(Some);
         }
         let (kind, group) = group_kind.split_once('.').unwrap_or((group_kind, ""));
         let found = retrying(Self::patience(), || {
@@ -231,48 +242,55 @@ impl Applier {
         manifest: &Manifest,
         served: &Served,
         dry_run: bool,
+        deadline: Instant,
     ) -> anyhow::Result<DynamicObject> {
         let api = self.api(served);
         let mut params = PatchParams::apply(MANAGER).force();
         params.dry_run = dry_run;
         let body = Patch::Apply(self.prepared(manifest));
-        retrying(Self::patience(), || {
-            api.patch(&manifest.name, &params, &body)
-        })
-        .await
-        .map_err(|err| {
-            self.request("patch", served, described(manifest))
-                .failed(err)
-        })
+        retrying(deadline, || api.patch(&manifest.name, &params, &body))
+            .await
+            .map_err(|err| {
+                self.request("patch", served, described(manifest))
+                    .failed(err)
+            })
     }
 
     /// Brings the object to the manifest: asks the server what an apply would
     /// change (a dry run, which also validates), and applies only when that is
     /// something, unless `dry_run`. An unchanged object is not written at all.
+    /// Its requests are retried while the API server is away until `deadline`.
     ///
     /// A dry run of a namespaced object into a namespace that does not exist
     /// yet is refused by the server; it is a `Create`, and the kind is checked
     /// to be served.
-    pub async fn converge(&self, manifest: &Manifest, dry_run: bool) -> anyhow::Result<Change> {
-        let served = self.served(&manifest.api_version, &manifest.kind).await?;
+    pub async fn converge(
+        &self,
+        manifest: &Manifest,
+        dry_run: bool,
+        deadline: Instant,
+    ) -> anyhow::Result<Change> {
+        let served = self
+            .served(&manifest.api_version, &manifest.kind, deadline)
+            .await?;
         if dry_run && served.namespaced && !self.namespace_exists().await? {
             return Ok(Change::Create);
         }
         let api = self.api(&served);
-        let live = retrying(Self::patience(), || api.get_opt(&manifest.name))
+        let live = retrying(deadline, || api.get_opt(&manifest.name))
             .await
             .map_err(|err| {
                 self.request("get", &served, described(manifest))
                     .failed(err)
             })?;
-        let after = self.apply(manifest, &served, true).await?;
+        let after = self.apply(manifest, &served, true, deadline).await?;
         let change = match live {
             None => Change::Create,
             Some(live) if comparable(&live) == comparable(&after) => Change::Unchanged,
             Some(_) => Change::Update,
         };
         if !dry_run && change != Change::Unchanged {
-            self.apply(manifest, &served, false).await?;
+            self.apply(manifest, &served, false, deadline).await?;
         }
         Ok(change)
     }
@@ -281,7 +299,7 @@ impl Applier {
     pub async fn namespace_exists(&self) -> anyhow::Result<bool> {
         self.namespace_exists
             .get_or_try_init(|| async {
-                let served = self.served("v1", "Namespace").await?;
+                let served = self.served("v1", "Namespace", Self::patience()).await?;
                 let api = self.api(&served);
                 let object = format!("Namespace/{}", self.namespace);
                 retrying(Self::patience(), || api.get_opt(&self.namespace))

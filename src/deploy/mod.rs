@@ -211,7 +211,12 @@ pub async fn plan(
     let waves = waves_for(project, &inputs, false)?;
     let mut planned = Vec::new();
     for wave in &waves {
-        let changes = try_join_all(wave.objects.iter().map(|m| cluster.converge(m, true))).await?;
+        let changes = try_join_all(
+            wave.objects
+                .iter()
+                .map(|m| cluster.converge(m, true, Applier::patience())),
+        )
+        .await?;
         planned.push(PlannedWave {
             name: wave.name.clone(),
             objects: wave
@@ -317,13 +322,18 @@ pub async fn deploy(
             waves.len(),
             wave.name
         ));
+        // Every request of the wave, from its record and applies to its
+        // waits, is retried until the wave's deadline: an API server away
+        // longer than one request's patience is waited out if the wave's
+        // timeout allows for it.
+        let deadline = wave_deadline(options.timeout)?;
         // The record of what is applied lives in the namespace: written once
         // the namespace exists, before any object inside it.
         if !recorded && wave.objects.iter().any(|m| m.kind != "Namespace") {
-            cluster.record_kinds(&all, false).await?;
+            cluster.record_kinds(&all, false, deadline).await?;
             recorded = true;
         }
-        roll_out(cluster, wave, options.timeout, reporter).await?;
+        roll_out(cluster, wave, deadline, reporter).await?;
     }
     let mut pruned = Vec::new();
     if options.only.is_none() {
@@ -334,7 +344,9 @@ pub async fn deploy(
             reporter.finished(&key, true, Change::Prune.done());
             pruned.push(key);
         }
-        cluster.record_kinds(&all, true).await?;
+        cluster
+            .record_kinds(&all, true, Applier::patience())
+            .await?;
     }
     let gateway = crate::stack::gateway_url(cluster.client(), cluster.namespace())
         .await
@@ -349,17 +361,32 @@ pub async fn deploy(
     })
 }
 
-/// Applies a wave's objects together, then waits for its workloads together.
+/// The deadline of a wave that starts now.
+fn wave_deadline(timeout: Duration) -> anyhow::Result<tokio::time::Instant> {
+    // `--timeout` and `deploy.timeout_secs` are bounded to a day; no timeout
+    // may panic here all the same.
+    tokio::time::Instant::now()
+        .checked_add(timeout)
+        .with_context(|| {
+            format!(
+                "a timeout of {}s is past the clock's end",
+                timeout.as_secs()
+            )
+        })
+}
+
+/// Applies a wave's objects together, then waits for its workloads together,
+/// all until `deadline`.
 async fn roll_out(
     cluster: &Applier,
     wave: &Wave,
-    timeout: Duration,
+    deadline: tokio::time::Instant,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<()> {
     let applied = join_all(wave.objects.iter().map(|object| async move {
         let key = object.key();
         reporter.started(&key, &key);
-        let result = cluster.converge(object, false).await;
+        let result = cluster.converge(object, false, deadline).await;
         match (&result, object.is_workload()) {
             (Err(_), _) => reporter.finished(&key, false, "refused"),
             (Ok(change), true) => reporter.progress(&key, &format!("{}, waiting", change.done())),
@@ -371,16 +398,6 @@ async fn roll_out(
     for result in applied {
         result?;
     }
-    // `--timeout` and `deploy.timeout_secs` are bounded to a day; no timeout
-    // may panic here all the same.
-    let deadline = tokio::time::Instant::now()
-        .checked_add(timeout)
-        .with_context(|| {
-            format!(
-                "a timeout of {}s is past the clock's end",
-                timeout.as_secs()
-            )
-        })?;
     let waits = wave.workloads().map(|workload| async move {
         let key = workload.key();
         let result = cluster.wait_ready(workload, deadline, reporter).await;

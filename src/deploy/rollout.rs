@@ -130,7 +130,7 @@ impl Applier {
             if let Observed::Workload(observed) = event {
                 state = observed.readiness();
                 revision = match &observed {
-                    Workload::Deployment(d) => self.deployment_revision(d).await?,
+                    Workload::Deployment(d) => self.deployment_revision(d, deadline).await?,
                     Workload::StatefulSet(s) => readiness::stateful_set_revision(s),
                 };
                 latest = Some(observed);
@@ -155,7 +155,7 @@ impl Applier {
                     let uid = pod.metadata.uid.clone().unwrap_or_default();
                     if stuck && replaced.insert(uid) {
                         let name = pod.metadata.name.clone().unwrap_or_default();
-                        self.delete_pod(&name).await?;
+                        self.delete_pod(&name, deadline).await?;
                         reporter.note(&format!(
                             "{key}: deleted pod {name}: it is not Ready and runs an old revision, which \
                              a StatefulSet with OrderedReady never replaces by itself (Kubernetes' \
@@ -215,7 +215,11 @@ impl Applier {
     }
 
     /// The revision of a Deployment's pods: its new ReplicaSet's pod-template-hash.
-    async fn deployment_revision(&self, d: &Deployment) -> anyhow::Result<Option<Revision>> {
+    async fn deployment_revision(
+        &self,
+        d: &Deployment,
+        deadline: Instant,
+    ) -> anyhow::Result<Option<Revision>> {
         if !readiness::deployment_observed(d) {
             return Ok(None);
         }
@@ -233,7 +237,7 @@ impl Applier {
             .unwrap_or_default();
         let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &self.namespace);
         let params = ListParams::default().labels(&selector);
-        let sets = retrying(Self::patience(), || api.list(&params))
+        let sets = retrying(deadline, || api.list(&params))
             .await
             .map_err(|err| {
                 Request {
@@ -247,10 +251,10 @@ impl Applier {
         Ok(readiness::new_replica_set(d, &sets.items).and_then(Revision::of_replica_set))
     }
 
-    async fn delete_pod(&self, name: &str) -> anyhow::Result<()> {
+    async fn delete_pod(&self, name: &str, deadline: Instant) -> anyhow::Result<()> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let params = DeleteParams::default();
-        match retrying(Self::patience(), || api.delete(name, &params)).await {
+        match retrying(deadline, || api.delete(name, &params)).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(err) => Err(Request {
