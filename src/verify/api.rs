@@ -69,7 +69,7 @@ pub async fn run(
     let movie = json!({"title": title, "description": "posted by orchestrator verify"});
     let clock = Instant::now();
     match gateway
-        .send(Method::POST, "/api/movies/", Some(&movie))
+        .first_send(Method::POST, "/api/movies/", &movie)
         .await
     {
         Err(err) if err.is_connect() || err.is_timeout() => {
@@ -291,6 +291,9 @@ struct Reply {
     evidence: String,
 }
 
+/// How long the first request may wait for the gateway to take connections.
+const GATEWAY_SETTLE: Duration = Duration::from_secs(20);
+
 impl Gateway {
     fn new(url: &str) -> Self {
         let http = reqwest::Client::builder()
@@ -301,6 +304,23 @@ impl Gateway {
         Gateway {
             url: url.trim_end_matches('/').to_string(),
             http,
+        }
+    }
+
+    /// The first request, sent again while the connection is refused (so
+    /// never received) for up to [`GATEWAY_SETTLE`]: right after a rollout the
+    /// node's proxy rules (kube-proxy, K3s's ServiceLB) can trail the gateway
+    /// pod's readiness by a few seconds (seen on a real kubelet: verify run
+    /// just after deploy found the NodePort closed, seconds later it answered).
+    async fn first_send(&self, method: Method, path: &str, body: &Value) -> reqwest::Result<Reply> {
+        let started = Instant::now();
+        loop {
+            match self.send(method.clone(), path, Some(body)).await {
+                Err(err) if err.is_connect() && started.elapsed() < GATEWAY_SETTLE => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                sent => return sent,
+            }
         }
     }
 
@@ -497,6 +517,34 @@ mod tests {
             json!([{"user_id": "123456789", "number_of_items": "7", "total_amount": "180.00"}]);
         assert!(order.in_list(&strings));
         assert!(!order.in_list(&json!({"error": "billing-app is unavailable"})));
+    }
+
+    #[tokio::test]
+    async fn the_first_request_waits_for_a_gateway_that_is_not_listening_yet() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = closed.local_addr().unwrap();
+        drop(closed);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            let body = r#"{"id":1}"#;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(answer.as_bytes()).await.unwrap();
+        });
+        let gateway = Gateway::new(&format!("http://{address}"));
+        let reply = gateway
+            .first_send(Method::POST, "/api/movies/", &json!({"title": "t"}))
+            .await
+            .expect("answered once it listens");
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.json["id"], 1);
     }
 
     #[test]
