@@ -2,7 +2,7 @@
 # Installs K3s on a cluster VM, as the server (the master) or as an agent that
 # joins it:  k3s-node.sh server | agent
 # Run as root by Vagrant's shell provisioner, which passes (see the Vagrantfile):
-#   INSTALL_K3S_VERSION  pinned K3s release, e.g. v1.31.6+k3s1
+#   INSTALL_K3S_VERSION  pinned K3s release, e.g. v1.36.4+k3s1
 #   K3S_TOKEN            cluster join token generated on the host (never printed)
 #   NODE_NAME, NODE_IP   this machine's name and private-network address
 #   MASTER_IP            agents: the K3s server's private-network address

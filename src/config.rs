@@ -78,6 +78,12 @@ pub struct DeployConfig {
     pub timeout_secs: u64,
 }
 
+/// The K3s release installed by default: the one K3s's stable channel named
+/// when it was chosen (k3s-io/k3s#14553), of Kubernetes 1.36, supported
+/// upstream until 2027-06-28 (kubernetes.io/releases/1.36). The Vagrantfile
+/// and orchestrator.toml repeat it (a test keeps them equal).
+pub const DEFAULT_K3S_VERSION: &str = "v1.36.4+k3s1";
+
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
@@ -87,7 +93,7 @@ impl Default for ClusterConfig {
             provider: Provider::Virtualbox,
             cpus: 2,
             memory_mb: 2048,
-            k3s_version: "v1.31.6+k3s1".into(),
+            k3s_version: DEFAULT_K3S_VERSION.into(),
             k3s_release_url: "https://github.com/k3s-io/k3s/releases/download".into(),
             k3s_installer_url: "https://get.k3s.io".into(),
             ready_timeout_secs: 600,
@@ -126,6 +132,9 @@ impl Provider {
     }
 }
 
+/// The machine K3s's server runs on; the Vagrantfile names it so.
+pub const MASTER: &str = "master";
+
 impl ClusterConfig {
     /// The Vagrant machine names: `master`, `agent`, `agent-2`, ...
     pub fn machines(&self) -> Vec<String> {
@@ -133,9 +142,7 @@ impl ClusterConfig {
             1 => "agent".to_string(),
             n => format!("agent-{n}"),
         });
-        std::iter::once("master".to_string())
-            .chain(agents)
-            .collect()
+        std::iter::once(MASTER.to_string()).chain(agents).collect()
     }
 }
 
@@ -277,7 +284,7 @@ impl Config {
             return invalid(
                 "cluster.k3s_version",
                 format!(
-                    "cluster.k3s_version {:?} is not a K3s release such as \"v1.31.6+k3s1\"",
+                    "cluster.k3s_version {:?} is not a K3s release such as {DEFAULT_K3S_VERSION:?}",
                     cluster.k3s_version
                 ),
             );

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use backon::Retryable;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::time::Instant;
 
@@ -22,7 +23,7 @@ pub struct Target {
     pub context: Option<String>,
 }
 
-/// A client that has answered once, and where it points.
+/// A client, and where it points.
 #[derive(Clone)]
 pub struct Connection {
     pub client: kube::Client,
@@ -32,7 +33,32 @@ pub struct Connection {
     pub default_namespace: String,
 }
 
+/// A client for `target` that has answered once: an unreachable server is
+/// an error naming it.
 pub async fn connect(target: &Target) -> anyhow::Result<Connection> {
+    let connection = client(target).await?;
+    let Connection {
+        client,
+        description,
+        ..
+    } = &connection;
+    match tokio::time::timeout(Duration::from_secs(10), client.apiserver_version()).await {
+        Ok(Ok(_)) => Ok(connection),
+        Ok(Err(err)) => Err(Failure::Unreachable(format!(
+            "the Kubernetes API did not answer: {description}: {err}"
+        ))
+        .into()),
+        Err(_) => Err(Failure::Unreachable(format!(
+            "the Kubernetes API did not answer within 10s: {description}"
+        ))
+        .into()),
+    }
+}
+
+/// A client for `target` that has not been tried yet (a watch's own retries
+/// ride out a server that is still coming up). Every client of the tool is
+/// built here: a 5 s connect timeout, the context chosen as kubectl would.
+pub async fn client(target: &Target) -> Result<Connection, Failure> {
     let (kubeconfig, source) = read_kubeconfig(target.kubeconfig.as_deref())?;
     let context = target.context.clone().or_else(|| {
         kubeconfig
@@ -66,21 +92,11 @@ pub async fn connect(target: &Target) -> anyhow::Result<Connection> {
     let default_namespace = config.default_namespace.clone();
     let client = kube::Client::try_from(config)
         .map_err(|err| Failure::Usage(format!("{description} cannot be used: {err}")))?;
-    match tokio::time::timeout(Duration::from_secs(10), client.apiserver_version()).await {
-        Ok(Ok(_)) => Ok(Connection {
-            client,
-            description,
-            default_namespace,
-        }),
-        Ok(Err(err)) => Err(Failure::Unreachable(format!(
-            "the Kubernetes API did not answer: {description}: {err}"
-        ))
-        .into()),
-        Err(_) => Err(Failure::Unreachable(format!(
-            "the Kubernetes API did not answer within 10s: {description}"
-        ))
-        .into()),
-    }
+    Ok(Connection {
+        client,
+        description,
+        default_namespace,
+    })
 }
 
 /// The kubeconfig kubectl would read, and where it came from. None at all, or
@@ -117,24 +133,38 @@ fn read_kubeconfig(explicit: Option<&Path>) -> Result<(Kubeconfig, String), Fail
     Ok((kubeconfig, source))
 }
 
+/// The pauses of every retry and every resumed watch: 200 ms doubling to 2 s,
+/// each with a random part of up to as much again, so that clients waiting
+/// on one restarted API server do not all come back at once. (kube's default
+/// for watches grows to 30 s: after an API server restart of a minute a wait
+/// could stay blind until past its deadline.)
+pub fn backoff() -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(2))
+        .with_jitter()
+        .without_max_times()
+}
+
+/// [`backoff`] for a watch (`WatchStreamExt::backoff`), reset by each event.
+pub fn watch_backoff() -> kube::runtime::watcher::ExponentialBackoff {
+    backoff().into()
+}
+
 /// Runs an idempotent request again while the API server is briefly away
-/// (restarting, overloaded), with a growing pause, until `deadline`. Any other
-/// failure, or one at the deadline, is returned as it is.
-pub async fn retrying<T, F, Fut>(deadline: Instant, mut request: F) -> Result<T, kube::Error>
+/// (restarting, overloaded), pausing as [`backoff`] says, until `deadline`.
+/// Any other failure, or one at the deadline, is returned as it is.
+pub async fn retrying<T, F, Fut>(deadline: Instant, request: F) -> Result<T, kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
 {
-    let mut pause = Duration::from_millis(200);
-    loop {
-        match request().await {
-            Err(err) if is_transient(&err) && Instant::now() + pause < deadline => {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
-            }
-            result => return result,
-        }
-    }
+    request
+        .retry(backoff())
+        .sleep(tokio::time::sleep)
+        .when(is_transient)
+        .adjust(|_, pause| pause.filter(|pause| Instant::now() + *pause < deadline))
+        .await
 }
 
 /// Whether a failure says the server is away for now rather than "no": the
@@ -223,5 +253,69 @@ impl Request<'_> {
                 status.reason
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    fn api_error(code: u16) -> kube::Error {
+        kube::Error::Api(Box::new(
+            kube::core::Status::failure("", "").with_code(code),
+        ))
+    }
+
+    #[test]
+    fn pauses_grow_from_200_ms_to_2_s_with_a_random_part() {
+        let pauses: Vec<Duration> = backon::BackoffBuilder::build(backoff()).take(8).collect();
+        let floors = [200, 400, 800, 1600, 2000, 2000, 2000, 2000].map(Duration::from_millis);
+        for (pause, floor) in pauses.iter().zip(floors) {
+            assert!(*pause >= floor && *pause < floor * 2, "{pauses:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transient_failure_is_retried_until_the_deadline() {
+        let calls = AtomicU32::new(0);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(10);
+        let result: Result<(), _> = retrying(deadline, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(api_error(503))
+        })
+        .await;
+        assert!(matches!(result, Err(kube::Error::Api(ref s)) if s.code == 503));
+        assert!(calls.load(Ordering::SeqCst) > 3, "{calls:?}");
+        assert!(Instant::now() < deadline, "no pause runs past the deadline");
+        assert!(
+            Instant::now() + Duration::from_secs(4) >= deadline,
+            "gave up early"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_is_returned_at_once_and_a_success_after_retries() {
+        let calls = AtomicU32::new(0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let refused: Result<(), _> = retrying(deadline, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(api_error(403))
+        })
+        .await;
+        assert!(refused.is_err());
+        assert_eq!(calls.swap(0, Ordering::SeqCst), 1);
+
+        let answered = retrying(deadline, || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(api_error(429)),
+                _ => Ok("answer"),
+            }
+        })
+        .await;
+        assert_eq!(answered.unwrap(), "answer");
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 }

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use serde_yaml::{Mapping, Value};
+use serde_yaml_ng::{Mapping, Value};
 
 use crate::kubeapi::CONTEXT;
 use crate::state;
@@ -22,7 +22,7 @@ const SECTIONS: [&str; 3] = ["clusters", "users", "contexts"];
 /// `orchestrator`, its server `server`, its namespace `namespace`.
 pub fn rewrite(k3s_yaml: &str, server: &str, namespace: &str) -> anyhow::Result<String> {
     // Never quote the input in an error: it holds credentials.
-    let doc: Value = serde_yaml::from_str(k3s_yaml)
+    let doc: Value = serde_yaml_ng::from_str(k3s_yaml)
         .map_err(|err| anyhow::anyhow!("the master's k3s.yaml is not valid YAML ({err})"))?;
     let context_name = match doc.get("current-context").and_then(Value::as_str) {
         Some(name) if !name.is_empty() => name.to_string(),
@@ -49,7 +49,7 @@ pub fn rewrite(k3s_yaml: &str, server: &str, namespace: &str) -> anyhow::Result<
     out.insert("users".into(), named("user", user));
     out.insert("contexts".into(), named("context", Value::Mapping(context)));
     out.insert("current-context".into(), CONTEXT.into());
-    Ok(serde_yaml::to_string(&out)?)
+    Ok(serde_yaml_ng::to_string(&out)?)
 }
 
 /// Puts the `orchestrator` cluster, user and context of `ours` (a kubeconfig
@@ -58,7 +58,7 @@ pub fn rewrite(k3s_yaml: &str, server: &str, namespace: &str) -> anyhow::Result<
 /// `orchestrator` only when none was set.
 pub fn merge(user: Option<&str>, ours: &str) -> anyhow::Result<String> {
     let ours: Value =
-        serde_yaml::from_str(ours).context("the cluster's kubeconfig is not valid YAML")?;
+        serde_yaml_ng::from_str(ours).context("the cluster's kubeconfig is not valid YAML")?;
     let mut doc = parse_user(user)?;
     let map = doc.as_mapping_mut().expect("parse_user returns a mapping");
     for section in SECTIONS {
@@ -81,7 +81,7 @@ pub fn merge(user: Option<&str>, ours: &str) -> anyhow::Result<String> {
     map.entry("apiVersion".into())
         .or_insert_with(|| "v1".into());
     map.entry("kind".into()).or_insert_with(|| "Config".into());
-    Ok(serde_yaml::to_string(&doc)?)
+    Ok(serde_yaml_ng::to_string(&doc)?)
 }
 
 /// Takes the `orchestrator` cluster, user and context out of `user`; `None`
@@ -100,7 +100,9 @@ pub fn remove(user: &str) -> anyhow::Result<Option<String>> {
         map.remove("current-context");
         changed = true;
     }
-    Ok(changed.then(|| serde_yaml::to_string(&doc)).transpose()?)
+    Ok(changed
+        .then(|| serde_yaml_ng::to_string(&doc))
+        .transpose()?)
 }
 
 /// The file kubectl would write to: the first path in `$KUBECONFIG`, else
@@ -173,9 +175,8 @@ fn replace(path: &Path, contents: &str) -> anyhow::Result<()> {
 
 fn parse_user(text: Option<&str>) -> anyhow::Result<Value> {
     let doc: Value = match text {
-        Some(text) => {
-            serde_yaml::from_str(text).map_err(|err| anyhow::anyhow!("not valid YAML ({err})"))?
-        }
+        Some(text) => serde_yaml_ng::from_str(text)
+            .map_err(|err| anyhow::anyhow!("not valid YAML ({err})"))?,
         None => Value::Null,
     };
     match doc {
@@ -294,7 +295,7 @@ preferences: {colors: true}
 
     #[test]
     fn rewrite_points_at_the_master_and_renames_everything() {
-        let doc: Value = serde_yaml::from_str(&ours()).unwrap();
+        let doc: Value = serde_yaml_ng::from_str(&ours()).unwrap();
         let cluster = &doc["clusters"][0];
         assert_eq!(cluster["name"], "orchestrator");
         assert_eq!(cluster["cluster"]["server"], "https://192.168.56.10:6443");
@@ -311,7 +312,7 @@ preferences: {colors: true}
         assert_eq!(context["context"]["namespace"], "shop");
         assert_eq!(doc["current-context"], "orchestrator");
         // kube-rs reads the result.
-        let typed: kube::config::Kubeconfig = serde_yaml::from_str(&ours()).unwrap();
+        let typed: kube::config::Kubeconfig = serde_yaml_ng::from_str(&ours()).unwrap();
         assert_eq!(typed.current_context.as_deref(), Some("orchestrator"));
     }
 
@@ -335,7 +336,7 @@ contexts:
 current-context: sim
 ";
         let doc: Value =
-            serde_yaml::from_str(&rewrite(sim, "https://127.0.0.1:6443", "x").unwrap()).unwrap();
+            serde_yaml_ng::from_str(&rewrite(sim, "https://127.0.0.1:6443", "x").unwrap()).unwrap();
         assert_eq!(
             doc["clusters"][0]["cluster"]["certificate-authority"],
             "/tmp/kube-sim/pki/ca.crt"
@@ -352,17 +353,17 @@ current-context: sim
 
     #[test]
     fn merge_into_nothing_makes_ours_current() {
-        let doc: Value = serde_yaml::from_str(&merge(None, &ours()).unwrap()).unwrap();
+        let doc: Value = serde_yaml_ng::from_str(&merge(None, &ours()).unwrap()).unwrap();
         assert_eq!(names(&doc, "contexts"), ["orchestrator"]);
         assert_eq!(doc["current-context"], "orchestrator");
-        let empty: Value = serde_yaml::from_str(&merge(Some(""), &ours()).unwrap()).unwrap();
+        let empty: Value = serde_yaml_ng::from_str(&merge(Some(""), &ours()).unwrap()).unwrap();
         assert_eq!(empty, doc);
     }
 
     #[test]
     fn merge_keeps_everything_else_and_the_current_context() {
         let merged = merge(Some(USER_YAML), &ours()).unwrap();
-        let doc: Value = serde_yaml::from_str(&merged).unwrap();
+        let doc: Value = serde_yaml_ng::from_str(&merged).unwrap();
         assert_eq!(names(&doc, "clusters"), ["work", "orchestrator"]);
         assert_eq!(names(&doc, "users"), ["work-admin", "orchestrator"]);
         assert_eq!(names(&doc, "contexts"), ["work", "orchestrator"]);
@@ -380,7 +381,7 @@ current-context: sim
         let once = merge(Some(USER_YAML), &ours()).unwrap();
         assert_eq!(merge(Some(&once), &ours()).unwrap(), once);
         let moved = rewrite(K3S_YAML, "https://10.0.0.5:6443", "shop").unwrap();
-        let doc: Value = serde_yaml::from_str(&merge(Some(&once), &moved).unwrap()).unwrap();
+        let doc: Value = serde_yaml_ng::from_str(&merge(Some(&once), &moved).unwrap()).unwrap();
         assert_eq!(names(&doc, "clusters"), ["work", "orchestrator"]);
         assert_eq!(
             doc["clusters"][1]["cluster"]["server"],
@@ -391,8 +392,8 @@ current-context: sim
     #[test]
     fn remove_takes_out_only_ours() {
         let merged = merge(Some(USER_YAML), &ours()).unwrap();
-        let rest: Value = serde_yaml::from_str(&remove(&merged).unwrap().unwrap()).unwrap();
-        let original: Value = serde_yaml::from_str(USER_YAML).unwrap();
+        let rest: Value = serde_yaml_ng::from_str(&remove(&merged).unwrap().unwrap()).unwrap();
+        let original: Value = serde_yaml_ng::from_str(USER_YAML).unwrap();
         assert_eq!(rest, original);
         assert_eq!(remove(USER_YAML).unwrap(), None);
     }
@@ -400,7 +401,7 @@ current-context: sim
     #[test]
     fn remove_clears_our_current_context() {
         let merged = merge(None, &ours()).unwrap();
-        let rest: Value = serde_yaml::from_str(&remove(&merged).unwrap().unwrap()).unwrap();
+        let rest: Value = serde_yaml_ng::from_str(&remove(&merged).unwrap().unwrap()).unwrap();
         assert!(rest.get("current-context").is_none());
         assert!(rest["contexts"].as_sequence().unwrap().is_empty());
     }

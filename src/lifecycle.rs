@@ -9,6 +9,9 @@
 //! VirtualBox (no `--parallel`) the master boots alone first — it creates the
 //! host-only network — then each agent boots and joins beside the master's
 //! provisioning, since the agents' script waits for the master's API itself.
+//! That wait is why a failed master ends the command at once: the agents'
+//! boots and joins still under way are stopped (their runs dropped, their
+//! vagrant stopped) rather than left polling a dead API for minutes.
 //!
 //! A boot that failed or was interrupted leaves a marker per machine (set
 //! while its `up` runs) for `create` and `start` to repair it first: a VM
@@ -23,17 +26,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::future::join_all;
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use serde::Serialize;
 
-use crate::config::{Config, Provider};
+use crate::config::{Config, MASTER, Provider};
 use crate::k3s_release::K3sRelease;
-use crate::kubeapi::{self, CONTEXT, Target};
+use crate::kubeapi::{self, CONTEXT};
 use crate::kubeconfig;
-use crate::nodes::{self, NodeSummary, NotReady};
+use crate::nodes::{self, NotReady};
 use crate::prereq;
 use crate::process::Runner;
-use crate::reporter::Reporter;
+use crate::reporter::{Reporter, Task};
 use crate::state::{self, State};
 use crate::vagrant::{Machine, Vagrant};
 
@@ -56,13 +57,11 @@ enum Unfinished {
 /// provisions that node again (a healthy one renews its lease every 10 s).
 const REPAIR_AFTER: Duration = Duration::from_secs(60);
 
-pub struct Cluster<'a> {
+pub struct VmCluster<'a> {
     config: &'a Config,
     state: &'a State,
     vagrant: Vagrant,
     reporter: &'a dyn Reporter,
-    /// When the command started: a node counts as Ready only with a newer heartbeat.
-    started: jiff::Timestamp,
 }
 
 /// What `create` found.
@@ -83,23 +82,7 @@ pub struct Destroyed {
     pub kept_credentials: Option<PathBuf>,
 }
 
-/// The cluster's part of `status`: the VMs, and the nodes when the API answers.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClusterStatus {
-    pub machines: Vec<Machine>,
-    /// Why there are no VMs to show.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub machines_error: Option<String>,
-    pub nodes: Vec<NodeSummary>,
-    /// Which API server `nodes` come from.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub api: Option<String>,
-    /// Why there are no nodes to show.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub api_error: Option<String>,
-}
-
-impl<'a> Cluster<'a> {
+impl<'a> VmCluster<'a> {
     pub fn new(
         config: &'a Config,
         project_dir: &Path,
@@ -107,12 +90,11 @@ impl<'a> Cluster<'a> {
         reporter: &'a dyn Reporter,
     ) -> Self {
         let vagrant = Vagrant::new(config, project_dir, state, Runner::new(state.logs()));
-        Cluster {
+        VmCluster {
             config,
             state,
             vagrant,
             reporter,
-            started: jiff::Timestamp::now(),
         }
     }
 
@@ -187,7 +169,7 @@ impl<'a> Cluster<'a> {
         let (master, agents): (Vec<&Machine>, Vec<&Machine>) = machines
             .iter()
             .filter(|m| !m.is_off())
-            .partition(|m| m.name == "master");
+            .partition(|m| m.name == MASTER);
         if master.is_empty() && agents.is_empty() {
             self.reporter.note("no VM is running");
         }
@@ -226,67 +208,14 @@ impl<'a> Cluster<'a> {
         })
     }
 
-    /// The VMs' states and, when the API answers, the nodes and the connection
-    /// (for the stack's part of `status`). `target` chooses the cluster as
-    /// kubectl would; without one, the cluster's own kubeconfig.
-    pub async fn status(
-        &self,
-        target: &Target,
-    ) -> anyhow::Result<(ClusterStatus, Option<kubeapi::Connection>)> {
-        let explicit = target.kubeconfig.is_some() || target.context.is_some();
-        // Pointed at some cluster explicitly, status still shows it on a host without the VM tools.
-        let (machines, machines_error) = match self.require_tools() {
-            Ok(()) => (self.machines().await?, None),
-            Err(missing) if explicit => (Vec::new(), Some(missing.to_string())),
-            Err(missing) => return Err(missing.into()),
-        };
-        let master_running = machines
-            .iter()
-            .any(|m| m.name == "master" && m.is_running());
-        let target = match explicit {
-            true => Ok(target.clone()),
-            false if !self.state.kubeconfig().exists() => {
-                Err("the cluster has no kubeconfig yet: run `orchestrator create`".to_string())
-            }
-            false if !master_running => Err("the master VM is not running".to_string()),
-            false => Ok(Target {
-                kubeconfig: Some(self.state.kubeconfig()),
-                context: None,
-            }),
-        };
-        let mut status = ClusterStatus {
-            machines,
-            machines_error,
-            nodes: Vec::new(),
-            api: None,
-            api_error: None,
-        };
-        let mut answered = None;
-        let listed = match target {
-            Ok(target) => match kubeapi::connect(&target).await {
-                Ok(connection) => {
-                    status.api = Some(connection.description.clone());
-                    let nodes = nodes::list(connection.client.clone()).await;
-                    answered = Some(connection);
-                    nodes.map_err(|err| format!("{err:#}"))
-                }
-                Err(err) => Err(format!("{err:#}")),
-            },
-            Err(why) => Err(why),
-        };
-        match listed {
-            Ok(nodes) => status.nodes = nodes,
-            Err(why) => status.api_error = Some(why),
-        }
-        Ok((status, answered))
-    }
-
-    fn require_tools(&self) -> Result<(), crate::error::Failure> {
+    /// Whether vagrant and the provider's tools are installed.
+    pub fn require_tools(&self) -> Result<(), crate::error::Failure> {
         prereq::require(&prereq::cluster_tools(self.config.cluster.provider))
     }
 
-    /// The configured machines in order, with the states `vagrant status` gives.
-    async fn machines(&self) -> anyhow::Result<Vec<Machine>> {
+    /// The configured machines in order, the master first, with the states
+    /// `vagrant status` gives.
+    pub async fn machines(&self) -> anyhow::Result<Vec<Machine>> {
         let listed = self.vagrant.status().await?;
         Ok(self
             .config
@@ -321,82 +250,69 @@ impl<'a> Cluster<'a> {
         })
     }
 
-    /// Repairs what broken boots left (see the module's comment), boots the
-    /// machines that are not running, in the order the provider needs, and
-    /// provisions every machine when `provision` is set.
+    /// Carries out the [`BootPlan`] of `machines`, provisioning every
+    /// machine when `provision` is set: the master's provisioning runs beside
+    /// the agents' boots and joins (see [`VmCluster::beside_master`]).
     async fn bring_up(&self, machines: &[Machine], provision: bool) -> anyhow::Result<()> {
-        let (mut never_booted, mut half_booted) = (Vec::new(), Vec::new());
-        for machine in machines {
-            match self.unfinished(machine) {
-                Some(Unfinished::FirstBoot) => never_booted.push(machine.name.as_str()),
-                Some(Unfinished::Boot) if machine.is_running() => {
-                    half_booted.push(machine.name.as_str())
-                }
-                _ => {}
-            }
-        }
-        if !never_booted.is_empty() {
+        let plan = BootPlan::new(self.config.cluster.provider, machines, |m| {
+            self.unfinished(m)
+        });
+        if !plan.recreate.is_empty() {
             let step = format!(
                 "remove {} (its first boot did not finish)",
-                never_booted.join(", ")
+                plan.recreate.join(", ")
             );
-            self.task(&step, self.vagrant.destroy(&step, &never_booted))
+            self.task(&step, self.vagrant.destroy(&step, &plan.recreate))
                 .await?;
         }
-        if !half_booted.is_empty() {
-            let step = format!("reboot {}", half_booted.join(", "));
-            let reload = self.vagrant.reload(&step, &half_booted);
-            self.task(&step, self.marked(&half_booted, &[], reload))
+        if !plan.reload.is_empty() {
+            let step = format!("reboot {}", plan.reload.join(", "));
+            let reload = self.vagrant.reload(&step, &plan.reload);
+            self.task(&step, self.marked(&plan.reload, &[], reload))
                 .await?;
         }
-        let down: Vec<&str> = machines
-            .iter()
-            .filter(|m| !m.is_running() || never_booted.contains(&m.name.as_str()))
-            .map(|m| m.name.as_str())
-            .collect();
-        // Machines that will be created by their boot.
-        let first: Vec<&str> = machines
-            .iter()
-            .filter(|m| !m.is_created() || never_booted.contains(&m.name.as_str()))
-            .map(|m| m.name.as_str())
-            .collect();
-        let names = self.config.cluster.machines();
-        let (master, agents) = names
-            .split_first()
-            .expect("the master is always configured");
-        match self.config.cluster.provider {
-            Provider::Libvirt => {
-                self.boot(&down, &first).await?;
-                if provision {
-                    first_error(join_all(names.iter().map(|m| self.provision(m))).await)?;
-                }
-                Ok(())
+        self.boot(&plan.boot_first, &plan.created).await?;
+        let provisioned = |machine| async move {
+            match provision {
+                true => self.provision(machine).await,
+                false => Ok(()),
             }
-            Provider::Virtualbox => {
-                let booted = |name: &str| !down.contains(&name);
-                if !booted(master) {
-                    self.boot(&[master], &first).await?;
-                }
-                let master_side = async {
-                    match provision {
-                        true => self.provision(master).await,
-                        false => Ok(()),
-                    }
-                };
-                let first = &first;
-                let agent_sides = agents.iter().map(|agent| async move {
-                    if !booted(agent) {
-                        self.boot(&[agent], first).await?;
-                    }
-                    match provision {
-                        true => self.provision(agent).await,
-                        false => Ok(()),
-                    }
-                });
-                let (master_done, agents_done) = tokio::join!(master_side, join_all(agent_sides));
-                first_error(std::iter::once(master_done).chain(agents_done).collect())
+        };
+        let plan = &plan;
+        let agents = plan.agents.iter().map(|&agent| async move {
+            if plan.boot_beside.contains(&agent) {
+                self.boot(&[agent], &plan.created).await?;
             }
-        }
+            provisioned(agent).await
+        });
+        self.beside_master(provisioned(plan.master), agents.collect())
+            .await
+    }
+
+    /// Runs the master's work and each agent's side by side. The agents'
+    /// joins wait for the master's API, so a failed master ends this at once
+    /// with its error, the agents' unfinished work dropped (which stops their
+    /// vagrant; a boot's marker makes the next run repair it). Else it waits
+    /// for everything and fails with the first failure.
+    async fn beside_master(
+        &self,
+        master: impl Future<Output = anyhow::Result<()>>,
+        agents: Vec<impl Future<Output = anyhow::Result<()>>>,
+    ) -> anyhow::Result<()> {
+        let mut master = std::pin::pin!(master);
+        let mut agents = std::pin::pin!(join_all(agents));
+        let (master_done, agents_done) = tokio::select! {
+            done = &mut master => match done {
+                Ok(()) => (Ok(()), agents.await),
+                Err(err) => {
+                    self.reporter
+                        .note("the master failed: stopping the agents' work (they wait for its API)");
+                    return Err(err);
+                }
+            },
+            agents_done = &mut agents => (master.await, agents_done),
+        };
+        first_error(std::iter::once(master_done).chain(agents_done).collect())
     }
 
     /// Boots `machines` (none: nothing to do) with one `vagrant up`; those in
@@ -436,7 +352,7 @@ impl<'a> Cluster<'a> {
     /// Installs K3s on the master, or joins an agent.
     async fn provision(&self, machine: &str) -> anyhow::Result<()> {
         let step = match machine {
-            "master" => "install K3s".to_string(),
+            MASTER => "install K3s".to_string(),
             agent => format!("join {agent}"),
         };
         self.task(&step, self.vagrant.provision(&step, machine))
@@ -462,7 +378,15 @@ impl<'a> Cluster<'a> {
             "{} not Ready: provisioning again",
             laggards.join(", ")
         ));
-        first_error(join_all(laggards.iter().map(|m| self.provision(m))).await)?;
+        let master = async {
+            match laggards.iter().any(|m| m == MASTER) {
+                true => self.provision(MASTER).await,
+                false => Ok(()),
+            }
+        };
+        let agents = laggards.iter().filter(|m| *m != MASTER);
+        let agents = agents.map(|agent| self.provision(agent));
+        self.beside_master(master, agents.collect()).await?;
         self.wait_ready(self.ready_timeout()).await
     }
 
@@ -492,14 +416,19 @@ impl<'a> Cluster<'a> {
         Duration::from_secs(self.config.cluster.ready_timeout_secs)
     }
 
-    /// Watches the nodes until every machine's node is Ready with a heartbeat
-    /// newer than the command's start, for at most `timeout`.
+    /// Watches the nodes until every machine's node is Ready with its lease
+    /// renewed during the wait, for at most `timeout`.
     async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
         let id = "nodes Ready";
         let work = async {
-            let client = cluster_client(&self.state.kubeconfig()).await?;
+            // Not tried first: the watch retries while the API server comes up.
+            let target = kubeapi::Target {
+                kubeconfig: Some(self.state.kubeconfig()),
+                context: Some(CONTEXT.into()),
+            };
+            let client = kubeapi::client(&target).await?.client;
             let names = self.config.cluster.machines();
-            nodes::wait_ready(client, &names, self.started, timeout, |ready, total| {
+            nodes::wait_ready(client, &names, timeout, |ready, total| {
                 self.reporter
                     .progress(id, &format!("{ready}/{total} Ready"));
             })
@@ -515,19 +444,12 @@ impl<'a> Cluster<'a> {
         label: &str,
         work: impl Future<Output = Result<T, E>>,
     ) -> anyhow::Result<T> {
-        self.reporter.started(label, label);
+        let task = Task::start(self.reporter, label, label);
         let result = work.await.map_err(Into::into);
         match &result {
-            Ok(value) => self.reporter.finished(label, true, &value.summary()),
-            Err(err) => {
-                let first_line = err
-                    .to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                self.reporter.finished(label, false, &first_line);
-            }
+            Ok(value) => task.finish(true, &value.summary()),
+            // The first line: the whole error follows the task list.
+            Err(err) => task.finish(false, err.to_string().lines().next().unwrap_or_default()),
         }
         result
     }
@@ -556,6 +478,80 @@ impl TaskResult for String {
     }
 }
 
+/// What `bring_up` does to the machines, decided from their states and the
+/// boots they left unfinished alone: in this order, the machines destroyed,
+/// those rebooted, those booted together by one `vagrant up`, then those
+/// booted each on its own beside the master's provisioning (before their
+/// own). Nothing is booted that runs already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BootPlan<'m> {
+    master: &'m str,
+    agents: Vec<&'m str>,
+    /// Destroyed first: their first boot did not finish, so their private
+    /// network was never configured; their boot creates them again.
+    recreate: Vec<&'m str>,
+    /// Rebooted (`vagrant reload`): a later boot left them running without
+    /// their private address.
+    reload: Vec<&'m str>,
+    /// Booted together, before anything else: with libvirt every machine
+    /// that is down (one lock, the box uploaded once); with VirtualBox the
+    /// master alone (its boot creates the host-only network).
+    boot_first: Vec<&'m str>,
+    /// Agents booted each by its own `vagrant up` beside the master's
+    /// provisioning (VirtualBox has no `--parallel`).
+    boot_beside: Vec<&'m str>,
+    /// The machines their boot creates (their marker says "first boot").
+    created: Vec<&'m str>,
+}
+
+impl<'m> BootPlan<'m> {
+    /// `machines` in the configured order, the master first.
+    fn new(
+        provider: Provider,
+        machines: &'m [Machine],
+        unfinished: impl Fn(&Machine) -> Option<Unfinished>,
+    ) -> Self {
+        let (first, rest) = machines
+            .split_first()
+            .expect("the master is always configured");
+        let (mut recreate, mut reload) = (Vec::new(), Vec::new());
+        for machine in machines {
+            match unfinished(machine) {
+                Some(Unfinished::FirstBoot) => recreate.push(machine.name.as_str()),
+                Some(Unfinished::Boot) if machine.is_running() => {
+                    reload.push(machine.name.as_str())
+                }
+                _ => {}
+            }
+        }
+        let recreated = |m: &Machine| recreate.contains(&m.name.as_str());
+        let down = |m: &&Machine| !m.is_running() || recreated(m);
+        let names = |ms: Vec<&'m Machine>| ms.into_iter().map(|m| m.name.as_str()).collect();
+        let created = names(
+            machines
+                .iter()
+                .filter(|m| !m.is_created() || recreated(m))
+                .collect(),
+        );
+        let (boot_first, boot_beside) = match provider {
+            Provider::Libvirt => (names(machines.iter().filter(down).collect()), Vec::new()),
+            Provider::Virtualbox => (
+                names(std::iter::once(first).filter(down).collect()),
+                names(rest.iter().filter(down).collect()),
+            ),
+        };
+        BootPlan {
+            master: &first.name,
+            agents: names(rest.iter().collect()),
+            recreate,
+            reload,
+            boot_first,
+            boot_beside,
+            created,
+        }
+    }
+}
+
 /// Keeps the join token if there is one, else writes a new random one (0600).
 /// Returns whether it wrote one.
 pub fn ensure_token(path: &Path) -> anyhow::Result<bool> {
@@ -569,22 +565,6 @@ pub fn ensure_token(path: &Path) -> anyhow::Result<bool> {
     }
     state::write_private(path, format!("{}\n", state::random_hex(32)).as_bytes())?;
     Ok(true)
-}
-
-/// A client for the cluster's own kubeconfig that does not wait for an
-/// answer: the watch retries while the API server comes up.
-async fn cluster_client(path: &Path) -> anyhow::Result<kube::Client> {
-    let kubeconfig =
-        Kubeconfig::read_from(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let options = KubeConfigOptions {
-        context: Some(CONTEXT.into()),
-        ..KubeConfigOptions::default()
-    };
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .with_context(|| format!("{} is not a usable kubeconfig", path.display()))?;
-    config.connect_timeout = Some(Duration::from_secs(5));
-    Ok(kube::Client::try_from(config)?)
 }
 
 fn remove_if_present(path: &Path) -> anyhow::Result<()> {
@@ -639,6 +619,111 @@ mod tests {
         std::fs::write(&path, "\n").unwrap();
         assert!(ensure_token(&path).unwrap());
         assert_eq!(std::fs::read_to_string(&path).unwrap().trim().len(), 64);
+    }
+
+    /// The machines in order, each with its `vagrant status` state.
+    fn machines(states: &[(&str, &str)]) -> Vec<Machine> {
+        states
+            .iter()
+            .map(|(name, state)| Machine {
+                name: name.to_string(),
+                state: state.to_string(),
+            })
+            .collect()
+    }
+
+    fn plan<'m>(
+        provider: Provider,
+        machines: &'m [Machine],
+        unfinished: &[(&str, Unfinished)],
+    ) -> BootPlan<'m> {
+        BootPlan::new(provider, machines, |m| {
+            unfinished
+                .iter()
+                .find(|(name, _)| *name == m.name)
+                .map(|(_, u)| *u)
+        })
+    }
+
+    #[test]
+    fn a_new_cluster_boots_the_master_alone_first_on_virtualbox_and_all_at_once_on_libvirt() {
+        let new = machines(&[
+            ("master", "not_created"),
+            ("agent", "not_created"),
+            ("agent-2", "not_created"),
+        ]);
+        let all = vec!["master", "agent", "agent-2"];
+        assert_eq!(
+            plan(Provider::Virtualbox, &new, &[]),
+            BootPlan {
+                master: "master",
+                agents: vec!["agent", "agent-2"],
+                recreate: vec![],
+                reload: vec![],
+                boot_first: vec!["master"],
+                boot_beside: vec!["agent", "agent-2"],
+                created: all.clone(),
+            }
+        );
+        assert_eq!(
+            plan(Provider::Libvirt, &new, &[]),
+            BootPlan {
+                master: "master",
+                agents: vec!["agent", "agent-2"],
+                recreate: vec![],
+                reload: vec![],
+                boot_first: all.clone(),
+                boot_beside: vec![],
+                created: all,
+            }
+        );
+    }
+
+    #[test]
+    fn broken_boots_are_repaired_before_anything_boots() {
+        // The master's first boot was interrupted; agent's later boot was
+        // (it runs, without its network); agent-2 was halted.
+        let left = machines(&[
+            ("master", "running"),
+            ("agent", "running"),
+            ("agent-2", "poweroff"),
+        ]);
+        let broken = [
+            ("master", Unfinished::FirstBoot),
+            ("agent", Unfinished::Boot),
+        ];
+        for provider in [Provider::Virtualbox, Provider::Libvirt] {
+            let plan = plan(provider, &left, &broken);
+            assert_eq!(plan.recreate, ["master"], "{provider:?}");
+            assert_eq!(plan.reload, ["agent"], "{provider:?}");
+            assert_eq!(plan.created, ["master"], "{provider:?}");
+            let booted = match provider {
+                Provider::Virtualbox => (vec!["master"], vec!["agent-2"]),
+                Provider::Libvirt => (vec!["master", "agent-2"], vec![]),
+            };
+            assert_eq!((plan.boot_first, plan.boot_beside), booted, "{provider:?}");
+        }
+    }
+
+    #[test]
+    fn running_machines_are_not_booted_and_a_halted_one_is_not_reloaded() {
+        let up = machines(&[("master", "running"), ("agent", "running")]);
+        for provider in [Provider::Virtualbox, Provider::Libvirt] {
+            let plan = plan(provider, &up, &[]);
+            assert!(
+                plan.boot_first.is_empty() && plan.boot_beside.is_empty(),
+                "{plan:?}"
+            );
+            assert!(plan.recreate.is_empty() && plan.reload.is_empty());
+        }
+        // A later boot of the master failed, and the VM is off now: a plain boot.
+        let off = machines(&[("master", "poweroff"), ("agent", "running")]);
+        for provider in [Provider::Virtualbox, Provider::Libvirt] {
+            let plan = plan(provider, &off, &[("master", Unfinished::Boot)]);
+            assert!(plan.reload.is_empty(), "{plan:?}");
+            assert_eq!(plan.boot_first, ["master"], "{provider:?}");
+            assert!(plan.boot_beside.is_empty() && plan.created.is_empty());
+        }
     }
 
     #[test]

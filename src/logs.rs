@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, LogParams};
 use kube::runtime::{WatchStreamExt, watcher};
 
-use crate::deploy::manifest::COMPONENT_LABEL;
+use crate::deploy::labels::COMPONENT_LABEL;
 use crate::error::Failure;
 use crate::stack::Component;
 
@@ -107,7 +107,7 @@ pub async fn lines(
         // pod keeps its name), from the watch's first listing on.
         let mut seen = HashSet::new();
         let started = watcher(pods, watcher::Config::default().labels(&selector))
-            .default_backoff()
+            .backoff(crate::kubeapi::watch_backoff())
             .applied_objects()
             // A failed watch is retried with backoff; the open logs go on meanwhile.
             .filter_map(|pod| async move { pod.ok() })
@@ -170,7 +170,7 @@ mod tests {
     use super::*;
 
     fn pod(yaml: &str) -> Pod {
-        serde_yaml::from_str(yaml).unwrap()
+        serde_yaml_ng::from_str(yaml).unwrap()
     }
 
     #[test]

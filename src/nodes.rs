@@ -4,10 +4,14 @@
 //! and its conditions.
 //!
 //! "Now" matters: after a halt, a Node keeps `Ready=True` until the node
-//! controller's grace period runs out, so a node counts only with a heartbeat
-//! newer than the wait's `since` — its Ready condition's, or its Lease's, which
-//! a kubelet renews every 10 s while it posts an unchanged status only every
-//! few minutes.
+//! controller's grace period runs out, so a node counts only once its kubelet
+//! is seen at work during the wait: its Lease renewed (a kubelet renews it
+//! every 10 s) or its Ready condition's heartbeat posted again (a kubelet
+//! posts an unchanged status only every few minutes; kube-sim's and vm-sim's
+//! simulated kubelets post it every 2 s and never renew their leases). Seen
+//! renewed, not renewed recently: both times are the guest's clock, and
+//! comparing them with the host's would let a stale node whose clock runs
+//! ahead pass and hold up a live one whose clock runs behind.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,11 +21,11 @@ use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
-use kube::runtime::utils::Backoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::Serialize;
 
 use crate::error::Failure;
+use crate::kubeapi;
 
 /// Label prefix K3s (like kubeadm) uses for a node's roles.
 const ROLE_LABEL: &str = "node-role.kubernetes.io/";
@@ -86,20 +90,20 @@ pub fn summary(node: &Node) -> NodeSummary {
     }
 }
 
-/// When the node's kubelet last said it is Ready (the condition's heartbeat).
-fn ready_heartbeat(node: &Node) -> Option<Timestamp> {
-    conditions(node)
-        .find(|c| c.type_ == "Ready")
-        .and_then(|c| c.last_heartbeat_time.as_ref())
-        .map(|time| time.0)
-}
-
 fn conditions(node: &Node) -> impl Iterator<Item = &k8s_openapi::api::core::v1::NodeCondition> {
     node.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .into_iter()
         .flatten()
+}
+
+/// When the kubelet last posted the node's Ready condition (its clock).
+fn ready_heartbeat(node: &Node) -> Option<Timestamp> {
+    conditions(node)
+        .find(|c| c.type_ == "Ready")
+        .and_then(|c| c.last_heartbeat_time.as_ref())
+        .map(|time| time.0)
 }
 
 /// Every node of the cluster, by name.
@@ -112,75 +116,113 @@ pub async fn list(client: kube::Client) -> anyhow::Result<Vec<NodeSummary>> {
     Ok(nodes)
 }
 
-/// The nodes of a wait as last seen: Node objects and their leases' renewals.
+/// The nodes of a wait as last seen: Node objects, their leases' renewals and
+/// their Ready heartbeats.
 #[derive(Debug, Default)]
 struct Seen {
     nodes: BTreeMap<String, Node>,
-    renewed: BTreeMap<String, Timestamp>,
+    leases: BTreeMap<String, Renewals>,
+    heartbeats: BTreeMap<String, Renewals>,
+}
+
+/// A time the kubelet writes (the node's clock: a lease's `renewTime`, the
+/// Ready condition's `lastHeartbeatTime`) when the wait first saw it, and the
+/// latest seen: any change is the kubelet at work (a guest clock stepped back
+/// too).
+#[derive(Debug, Clone, Copy)]
+struct Renewals {
+    first: Timestamp,
+    last: Timestamp,
+}
+
+impl Renewals {
+    fn record(times: &mut BTreeMap<String, Renewals>, name: String, at: Timestamp) {
+        times
+            .entry(name)
+            .and_modify(|seen| seen.last = at)
+            .or_insert(Renewals {
+                first: at,
+                last: at,
+            });
+    }
+
+    fn renewed(times: &BTreeMap<String, Renewals>, name: &str) -> bool {
+        times.get(name).is_some_and(|seen| seen.last != seen.first)
+    }
 }
 
 impl Seen {
-    /// Ready, with a heartbeat at or after `since`.
-    fn ready_since(&self, name: &str, since: Timestamp) -> bool {
-        self.nodes.get(name).is_some_and(|node| {
-            let heartbeat = ready_heartbeat(node).max(self.renewed.get(name).copied());
-            is_ready(node) && heartbeat.is_some_and(|at| at >= since)
-        })
+    /// Records `name`'s lease as seen with this `renewTime`.
+    fn lease(&mut self, name: String, at: Timestamp) {
+        Renewals::record(&mut self.leases, name, at);
+    }
+
+    /// Records a Node as seen, with its Ready heartbeat.
+    fn node(&mut self, node: Node) {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        if let Some(at) = ready_heartbeat(&node) {
+            Renewals::record(&mut self.heartbeats, name.clone(), at);
+        }
+        self.nodes.insert(name, node);
+    }
+
+    /// Ready, and its kubelet seen at work during the wait.
+    fn ready_now(&self, name: &str) -> bool {
+        self.nodes.get(name).is_some_and(is_ready)
+            && (Renewals::renewed(&self.leases, name) || Renewals::renewed(&self.heartbeats, name))
     }
 
     /// Why `name` does not count, in words (`None` when it does).
-    fn why_not(&self, name: &str, since: Timestamp) -> Option<String> {
+    fn why_not(&self, name: &str) -> Option<String> {
         let node = match self.nodes.get(name) {
             None => return Some("not registered (its K3s agent has not joined)".into()),
-            Some(_) if self.ready_since(name, since) => return None,
+            Some(_) if self.ready_now(name) => return None,
             Some(node) => node,
         };
         if !is_ready(node) {
             return Some(describe_conditions(node));
         }
-        let last = ready_heartbeat(node).max(self.renewed.get(name).copied());
-        Some(match last {
-            Some(at) => format!(
-                "Ready=True is stale: no heartbeat since {} (before this command started), so its kubelet is not running",
-                at.round(jiff::Unit::Second).unwrap_or(at)
+        Some(match self.leases.get(name) {
+            Some(seen) => format!(
+                "Ready=True is stale: neither its lease nor its status was renewed during the wait (last lease renewal {} by the node's clock), so its kubelet is not running",
+                seen.last.round(jiff::Unit::Second).unwrap_or(seen.last)
             ),
-            None => "Ready=True without any heartbeat".into(),
+            None => "Ready=True is stale: it has no lease, so its kubelet is not running".into(),
         })
     }
 }
 
-/// A change seen by one of the wait's two watches.
-enum Change {
+/// What one of the wait's two watches saw.
+enum Sighting {
     Nodes(Box<watcher::Event<Node>>),
-    /// A node's lease was renewed at that time.
+    /// A node's lease, seen with this `renewTime`.
     Renewed(String, Timestamp),
 }
 
-/// Waits until every node in `names` is Ready with a heartbeat at or after
-/// `since`, calling `progress(ready, total)` whenever that count changes. On
+/// Waits until every node in `names` is Ready with its lease renewed during
+/// the wait, calling `progress(ready, total)` whenever that count changes. On
 /// timeout the error ([`NotReady`]) names each node that does not count and
 /// why; if the API never answered, it is an unreachable-cluster failure.
 pub async fn wait_ready(
     client: kube::Client,
     names: &[String],
-    since: Timestamp,
     timeout: Duration,
     progress: impl Fn(usize, usize),
 ) -> anyhow::Result<()> {
     let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-        .backoff(Retry::default())
-        .map(|event| event.map(|event| Change::Nodes(Box::new(event))));
+        .backoff(kubeapi::watch_backoff())
+        .map(|event| event.map(|event| Sighting::Nodes(Box::new(event))));
     let leases = watcher(
         Api::<Lease>::namespaced(client, "kube-node-lease"),
         watcher::Config::default(),
     )
-    .backoff(Retry::default())
+    .backoff(kubeapi::watch_backoff())
     .applied_objects()
     .filter_map(|lease| async move {
         match lease {
             Ok(lease) => {
                 let at = lease.spec?.renew_time?.0;
-                Some(Ok(Change::Renewed(lease.metadata.name?, at)))
+                Some(Ok(Sighting::Renewed(lease.metadata.name?, at)))
             }
             Err(err) => Some(Err(err)),
         }
@@ -195,7 +237,7 @@ pub async fn wait_ready(
     let mut last_count = None;
     loop {
         let change = tokio::select! {
-            () = &mut deadline => return Err(timed_out(names, &seen, since, listed, last_error, timeout)),
+            () = &mut deadline => return Err(timed_out(names, &seen, listed, last_error, timeout)),
             change = stream.next() => change,
         };
         match change {
@@ -204,23 +246,21 @@ pub async fn wait_ready(
                 last_error = Some(err.to_string());
                 continue;
             }
-            Some(Ok(Change::Renewed(name, at))) => {
-                seen.renewed.insert(name, at);
-            }
-            Some(Ok(Change::Nodes(event))) => match *event {
+            Some(Ok(Sighting::Renewed(name, at))) => seen.lease(name, at),
+            Some(Ok(Sighting::Nodes(event))) => match *event {
                 watcher::Event::Init => listing.clear(),
                 watcher::Event::InitApply(node) => {
                     listing.insert(node.metadata.name.clone().unwrap_or_default(), node);
                     continue;
                 }
                 watcher::Event::InitDone => {
-                    seen.nodes = std::mem::take(&mut listing);
+                    seen.nodes.clear();
+                    for node in std::mem::take(&mut listing).into_values() {
+                        seen.node(node);
+                    }
                     listed = true;
                 }
-                watcher::Event::Apply(node) => {
-                    seen.nodes
-                        .insert(node.metadata.name.clone().unwrap_or_default(), node);
-                }
+                watcher::Event::Apply(node) => seen.node(node),
                 watcher::Event::Delete(node) => {
                     seen.nodes
                         .remove(node.metadata.name.as_deref().unwrap_or_default());
@@ -230,10 +270,7 @@ pub async fn wait_ready(
         if !listed {
             continue;
         }
-        let ready = names
-            .iter()
-            .filter(|name| seen.ready_since(name, since))
-            .count();
+        let ready = names.iter().filter(|name| seen.ready_now(name)).count();
         if last_count != Some(ready) {
             progress(ready, names.len());
             last_count = Some(ready);
@@ -263,7 +300,6 @@ impl std::error::Error for NotReady {}
 fn timed_out(
     names: &[String],
     seen: &Seen,
-    since: Timestamp,
     listed: bool,
     last_error: Option<String>,
     timeout: Duration,
@@ -278,7 +314,7 @@ fn timed_out(
     }
     let laggards: Vec<(&String, String)> = names
         .iter()
-        .filter_map(|name| Some((name, seen.why_not(name, since)?)))
+        .filter_map(|name| Some((name, seen.why_not(name)?)))
         .collect();
     let lines: Vec<String> = laggards
         .iter()
@@ -294,35 +330,12 @@ fn timed_out(
     .into()
 }
 
-/// Retries a failed watch quickly while the API server comes up (a node's K3s
-/// restarts in seconds): 250 ms, doubling, at most 2 s apart.
-#[derive(Debug, Default)]
-struct Retry {
-    next: Option<Duration>,
-}
-
-impl Iterator for Retry {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        let delay = self.next.unwrap_or(Duration::from_millis(250));
-        self.next = Some((delay * 2).min(Duration::from_secs(2)));
-        Some(delay)
-    }
-}
-
-impl Backoff for Retry {
-    fn reset(&mut self) {
-        self.next = None;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn node(yaml: &str) -> Node {
-        serde_yaml::from_str(yaml).unwrap()
+        serde_yaml_ng::from_str(yaml).unwrap()
     }
 
     const READY_MASTER: &str = "
@@ -380,16 +393,14 @@ status:
 
     #[test]
     fn timeout_names_each_node_that_is_not_ready() {
-        let seen = Seen {
-            nodes: BTreeMap::from([
-                ("master".to_string(), node(READY_MASTER)),
-                ("agent".to_string(), node(NOT_READY_AGENT)),
-            ]),
-            renewed: BTreeMap::new(),
-        };
+        let mut seen = seen_after(
+            "master",
+            READY_MASTER,
+            &[at("2026-12-06T10:00:00Z"), at("2026-12-06T10:00:10Z")],
+        );
+        seen.nodes.insert("agent".into(), node(NOT_READY_AGENT));
         let names = ["master", "agent", "agent-2"].map(String::from);
-        let since = at("2026-12-06T09:59:00Z");
-        let err = timed_out(&names, &seen, since, true, None, Duration::from_secs(5));
+        let err = timed_out(&names, &seen, true, None, Duration::from_secs(5));
         let not_ready = err.downcast_ref::<NotReady>().unwrap();
         assert_eq!(not_ready.nodes, ["agent", "agent-2"]);
         let err = err.to_string();
@@ -403,7 +414,6 @@ status:
         let unreachable = timed_out(
             &names,
             &Seen::default(),
-            since,
             false,
             Some("refused".into()),
             Duration::from_secs(5),
@@ -415,37 +425,89 @@ status:
     }
 
     #[test]
-    fn ready_counts_only_with_a_heartbeat_since_the_start() {
-        let mut seen = Seen {
-            nodes: BTreeMap::from([("master".to_string(), node(READY_MASTER))]),
-            renewed: BTreeMap::new(),
-        };
-        assert!(seen.ready_since("master", at("2026-12-06T10:00:00Z")));
+    fn a_stale_node_is_named_with_its_last_renewal() {
+        let mut seen = Seen::default();
+        seen.nodes.insert("master".into(), node(READY_MASTER));
+        assert_eq!(
+            seen.why_not("master").as_deref(),
+            Some("Ready=True is stale: it has no lease, so its kubelet is not running")
+        );
+        seen.lease("master".into(), at("2026-12-06T10:00:00.4Z"));
         // Ready=True stored before a halt: it does not count...
-        let later = at("2026-12-06T10:05:00Z");
-        assert!(!seen.ready_since("master", later));
-        let why = seen.why_not("master", later).unwrap();
+        let why = seen.why_not("master").unwrap();
         assert!(
-            why.contains("stale: no heartbeat since 2026-12-06T10:00:00Z"),
+            why.contains("stale: neither its lease nor its status was renewed during the wait (last lease renewal 2026-12-06T10:00:00Z by the node's clock)"),
             "{why}"
         );
         // ...until the kubelet renews its lease (it posts an unchanged status rarely).
-        seen.renewed
-            .insert("master".into(), at("2026-12-06T10:05:03Z"));
-        assert!(seen.ready_since("master", later));
-        assert_eq!(seen.why_not("master", later), None);
-        // A renewed lease does not make a NotReady node Ready.
-        seen.nodes.insert("agent".into(), node(NOT_READY_AGENT));
-        seen.renewed.insert("agent".into(), later);
-        assert!(!seen.ready_since("agent", later));
+        seen.lease("master".into(), at("2026-12-06T10:00:10Z"));
+        assert_eq!(seen.why_not("master"), None);
+    }
+
+    /// The wait's view after it saw `name`'s lease renewed at each of `renewals`
+    /// (times by the node's clock), its Node being `node`.
+    fn seen_after(name: &str, node: &str, renewals: &[Timestamp]) -> Seen {
+        let mut seen = Seen::default();
+        seen.nodes.insert(name.into(), self::node(node));
+        for at in renewals {
+            seen.lease(name.into(), *at);
+        }
+        seen
+    }
+
+    fn counts(seen: &Seen, name: &str) -> bool {
+        seen.ready_now(name)
     }
 
     #[test]
-    fn retry_delays_grow_to_a_cap_and_reset() {
-        let mut retry = Retry::default();
-        let first: Vec<u128> = retry.by_ref().take(5).map(|d| d.as_millis()).collect();
-        assert_eq!(first, [250, 500, 1000, 2000, 2000]);
-        retry.reset();
-        assert_eq!(retry.next(), Some(Duration::from_millis(250)));
+    fn a_node_counts_once_its_lease_is_renewed_whatever_its_clock() {
+        let hour = jiff::SignedDuration::from_hours(1);
+        let now = Timestamp::now();
+        // A guest clock an hour behind the host's: its renewals still show a live kubelet.
+        let behind = seen_after(
+            "master",
+            READY_MASTER,
+            &[now - hour, now - hour + jiff::SignedDuration::from_secs(10)],
+        );
+        assert!(counts(&behind, "master"));
+        // A guest clock an hour ahead, its kubelet stopped (a halted VM): its
+        // last renewal looks recent, but no renewal was seen during the wait.
+        let ahead = seen_after("master", READY_MASTER, &[now + hour]);
+        assert!(!counts(&ahead, "master"));
+        // Seen once, then the same renewal again (a watch that re-listed): not renewed.
+        let relisted = seen_after("master", READY_MASTER, &[now, now]);
+        assert!(!counts(&relisted, "master"));
+        // A guest clock stepped back between two renewals: renewed all the same.
+        let stepped = seen_after(
+            "master",
+            READY_MASTER,
+            &[now, now - jiff::SignedDuration::from_secs(5)],
+        );
+        assert!(counts(&stepped, "master"));
+        // A renewed lease does not make a NotReady node Ready.
+        let not_ready = seen_after("agent", NOT_READY_AGENT, &[now - hour, now]);
+        assert!(!counts(&not_ready, "agent"));
+    }
+
+    #[test]
+    fn a_node_counts_once_its_ready_status_is_posted_again_without_a_lease_renewal() {
+        let mut seen = Seen::default();
+        seen.node(node(READY_MASTER));
+        seen.node(node(READY_MASTER));
+        assert!(!counts(&seen, "master"), "the same heartbeat seen twice");
+        seen.node(node(
+            &READY_MASTER.replace("2026-12-06T10:00:00Z", "2026-12-06T09:59:58Z"),
+        ));
+        assert!(
+            counts(&seen, "master"),
+            "a heartbeat posted again (a clock behind too)"
+        );
+        // Not Ready, however often it posts.
+        let mut not_ready = Seen::default();
+        not_ready.node(node(NOT_READY_AGENT));
+        not_ready.node(node(
+            &NOT_READY_AGENT.replace("{name: agent}", "{name: agent, uid: u}"),
+        ));
+        assert!(!counts(&not_ready, "agent"));
     }
 }

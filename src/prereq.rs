@@ -87,7 +87,7 @@ impl Tool {
 
 /// One tool looked up: where it is, if anywhere.
 #[derive(Debug, Clone)]
-pub struct Check {
+pub struct Lookup {
     pub tool: Tool,
     pub path: Option<PathBuf>,
 }
@@ -97,10 +97,10 @@ pub fn cluster_tools(provider: Provider) -> [Tool; 2] {
     [Tool::Vagrant, Tool::provider(provider)]
 }
 
-pub fn check(tools: &[Tool]) -> Vec<Check> {
+pub fn check(tools: &[Tool]) -> Vec<Lookup> {
     tools
         .iter()
-        .map(|&tool| Check {
+        .map(|&tool| Lookup {
             tool,
             path: which::which(tool.program()).ok(),
         })
@@ -108,7 +108,7 @@ pub fn check(tools: &[Tool]) -> Vec<Check> {
 }
 
 /// The error for the missing tools among `checks` (exit code 3), if any.
-pub fn missing(checks: &[Check]) -> Option<Failure> {
+pub fn missing(checks: &[Lookup]) -> Option<Failure> {
     let lines: Vec<String> = checks
         .iter()
         .filter(|c| c.path.is_none())
@@ -139,11 +139,11 @@ mod tests {
     #[test]
     fn missing_names_each_absent_tool_with_its_hint() {
         let checks = [
-            Check {
+            Lookup {
                 tool: Tool::Vagrant,
                 path: Some("/usr/bin/vagrant".into()),
             },
-            Check {
+            Lookup {
                 tool: Tool::VirtualBox,
                 path: None,
             },

@@ -56,6 +56,43 @@ pub trait Reporter: Send + Sync {
     }
 }
 
+/// A task shown started on a reporter, whose end is reported once: by
+/// [`Task::finish`], or, when its work is dropped unfinished (a sibling's
+/// failure or a signal stopped it), as [`STOPPED`] rather than left shown as
+/// running.
+pub struct Task<'a> {
+    reporter: &'a dyn Reporter,
+    id: &'a str,
+    finished: bool,
+}
+
+/// What a task dropped unfinished ends with.
+pub const STOPPED: &str = "stopped before it finished";
+
+impl<'a> Task<'a> {
+    pub fn start(reporter: &'a dyn Reporter, id: &'a str, label: &str) -> Self {
+        reporter.started(id, label);
+        Task {
+            reporter,
+            id,
+            finished: false,
+        }
+    }
+
+    pub fn finish(mut self, ok: bool, message: &str) {
+        self.reporter.finished(self.id, ok, message);
+        self.finished = true;
+    }
+}
+
+impl Drop for Task<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.reporter.finished(self.id, false, STOPPED);
+        }
+    }
+}
+
 /// Keeps every event, for tests.
 #[derive(Debug, Default)]
 pub struct Recorder {

@@ -23,6 +23,11 @@ pub struct Component {
     pub autoscaled: bool,
 }
 
+/// The component the audit reaches the stack through (a LoadBalancer Service).
+pub const GATEWAY: &str = "api-gateway";
+/// The component that consumes the orders queue (verify stops it to queue one).
+pub const BILLING: &str = "billing-app";
+
 pub const COMPONENTS: [Component; 6] = [
     Component {
         name: "inventory-db",
@@ -53,14 +58,14 @@ pub const COMPONENTS: [Component; 6] = [
         autoscaled: true,
     },
     Component {
-        name: "billing-app",
+        name: BILLING,
         kind: "StatefulSet",
         port: 8080,
         storage: false,
         autoscaled: true,
     },
     Component {
-        name: "api-gateway",
+        name: GATEWAY,
         kind: "Deployment",
         port: 3000,
         storage: false,
@@ -107,71 +112,85 @@ pub struct Stack {
     pub gateway: Option<String>,
 }
 
+/// The stack of `namespace` as the API server has it now.
 pub async fn status(client: &kube::Client, namespace: &str) -> anyhow::Result<Stack> {
     let list = ListParams::default();
     let deployments = Api::<Deployment>::namespaced(client.clone(), namespace);
     let stateful_sets = Api::<StatefulSet>::namespaced(client.clone(), namespace);
-    let hpas = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), namespace);
-    let (deployments, stateful_sets, hpas, gateway) = tokio::try_join!(
+    let autoscalers = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), namespace);
+    let services = Api::<Service>::namespaced(client.clone(), namespace);
+    let (deployments, stateful_sets, autoscalers, services) = tokio::try_join!(
         deployments.list(&list),
         stateful_sets.list(&list),
-        hpas.list(&list),
-        gateway_url(client, namespace)
+        autoscalers.list(&list),
+        services.list(&list),
     )?;
-    let mut workloads: Vec<Workload> = deployments
-        .items
-        .iter()
-        .map(|d| Workload {
-            kind: "Deployment".into(),
-            name: d.metadata.name.clone().unwrap_or_default(),
-            ready: d
-                .status
-                .as_ref()
-                .and_then(|s| s.ready_replicas)
-                .unwrap_or(0),
-            desired: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-        })
-        .chain(stateful_sets.items.iter().map(|s| {
-            Workload {
-                kind: "StatefulSet".into(),
-                name: s.metadata.name.clone().unwrap_or_default(),
-                ready: s
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.ready_replicas)
-                    .unwrap_or(0),
-                desired: s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-            }
-        }))
-        .collect();
-    workloads.sort_by_key(|w| (position(&w.name), w.name.clone()));
-    let missing = missing(&workloads);
-    let autoscalers = hpas
-        .items
-        .iter()
-        .map(|h| {
-            let spec = h.spec.as_ref();
-            let status = h.status.as_ref();
-            Autoscaler {
-                name: h.metadata.name.clone().unwrap_or_default(),
-                target: spec
-                    .map(|s| format!("{}/{}", s.scale_target_ref.kind, s.scale_target_ref.name))
-                    .unwrap_or_default(),
-                min: spec.and_then(|s| s.min_replicas).unwrap_or(1),
-                max: spec.map_or(0, |s| s.max_replicas),
-                replicas: status.map_or(0, |s| s.current_replicas),
-                cpu_now: status.and_then(|s| s.current_cpu_utilization_percentage),
-                cpu_target: spec.and_then(|s| s.target_cpu_utilization_percentage),
-            }
-        })
-        .collect();
-    Ok(Stack {
-        namespace: namespace.into(),
-        workloads,
-        missing,
-        autoscalers,
-        gateway,
-    })
+    Ok(Stack::of(
+        namespace,
+        &deployments.items,
+        &stateful_sets.items,
+        &autoscalers.items,
+        &services.items,
+    ))
+}
+
+impl Stack {
+    /// The stack these objects of `namespace` make (a list's, or the
+    /// dashboard's reflector stores'), in any order.
+    pub fn of<'a>(
+        namespace: &str,
+        deployments: impl IntoIterator<Item = &'a Deployment>,
+        stateful_sets: impl IntoIterator<Item = &'a StatefulSet>,
+        autoscalers: impl IntoIterator<Item = &'a HorizontalPodAutoscaler>,
+        services: impl IntoIterator<Item = &'a Service>,
+    ) -> Stack {
+        let workload = |kind: &str,
+                        name: &Option<String>,
+                        ready: Option<i32>,
+                        desired: Option<i32>| Workload {
+            kind: kind.into(),
+            name: name.clone().unwrap_or_default(),
+            ready: ready.unwrap_or(0),
+            desired: desired.unwrap_or(1),
+        };
+        let deployments = deployments.into_iter().map(|d| {
+            let ready = d.status.as_ref().and_then(|s| s.ready_replicas);
+            let desired = d.spec.as_ref().and_then(|s| s.replicas);
+            workload("Deployment", &d.metadata.name, ready, desired)
+        });
+        let stateful_sets = stateful_sets.into_iter().map(|s| {
+            let ready = s.status.as_ref().and_then(|s| s.ready_replicas);
+            let desired = s.spec.as_ref().and_then(|s| s.replicas);
+            workload("StatefulSet", &s.metadata.name, ready, desired)
+        });
+        let mut workloads: Vec<Workload> = deployments.chain(stateful_sets).collect();
+        workloads.sort_by_key(|w| (position(&w.name), w.name.clone()));
+        let mut autoscalers: Vec<Autoscaler> = autoscalers.into_iter().map(autoscaler).collect();
+        autoscalers.sort_by(|a, b| a.name.cmp(&b.name)); // as the API server lists them
+        Stack {
+            namespace: namespace.into(),
+            missing: missing(&workloads),
+            workloads,
+            autoscalers,
+            gateway: services.into_iter().find_map(load_balancer_url),
+        }
+    }
+}
+
+fn autoscaler(hpa: &HorizontalPodAutoscaler) -> Autoscaler {
+    let spec = hpa.spec.as_ref();
+    let status = hpa.status.as_ref();
+    Autoscaler {
+        name: hpa.metadata.name.clone().unwrap_or_default(),
+        target: spec
+            .map(|s| format!("{}/{}", s.scale_target_ref.kind, s.scale_target_ref.name))
+            .unwrap_or_default(),
+        min: spec.and_then(|s| s.min_replicas).unwrap_or(1),
+        max: spec.map_or(0, |s| s.max_replicas),
+        replicas: status.map_or(0, |s| s.current_replicas),
+        cpu_now: status.and_then(|s| s.current_cpu_utilization_percentage),
+        cpu_target: spec.and_then(|s| s.target_cpu_utilization_percentage),
+    }
 }
 
 /// Where a workload comes in [`COMPONENTS`]; others after them.
@@ -221,26 +240,60 @@ pub fn load_balancer_url(service: &Service) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn objects<K: serde::de::DeserializeOwned>(yaml: &[&str]) -> Vec<K> {
+        yaml.iter()
+            .map(|y| serde_yaml_ng::from_str(y).unwrap())
+            .collect()
+    }
+
     #[test]
-    fn components_come_in_stack_order_and_missing_ones_are_named() {
-        let workload = |name: &str| Workload {
-            kind: "Deployment".into(),
-            name: name.into(),
-            ready: 1,
-            desired: 1,
-        };
-        let mut workloads = vec![
-            workload("extra"),
-            workload("api-gateway"),
-            workload("inventory-db"),
-        ];
-        workloads.sort_by_key(|w| (position(&w.name), w.name.clone()));
-        let names: Vec<&str> = workloads.iter().map(|w| w.name.as_str()).collect();
+    fn the_stack_comes_in_component_order_whatever_order_its_objects_come_in() {
+        let deployments: Vec<Deployment> = objects(&[
+            "metadata: {name: extra}",
+            "metadata: {name: api-gateway}\nspec: {replicas: 2, selector: {}, template: {}}\nstatus: {readyReplicas: 1}",
+        ]);
+        let stateful_sets: Vec<StatefulSet> = objects(&["metadata: {name: inventory-db}"]);
+        let autoscalers: Vec<HorizontalPodAutoscaler> = objects(&[
+            "metadata: {name: inventory-app}\nspec: {maxReplicas: 3, scaleTargetRef: {kind: Deployment, name: inventory-app}}",
+            "metadata: {name: api-gateway}\nspec: {minReplicas: 1, maxReplicas: 3, targetCPUUtilizationPercentage: 60, scaleTargetRef: {kind: Deployment, name: api-gateway}}\nstatus: {currentReplicas: 2, desiredReplicas: 2}",
+        ]);
+        let services: Vec<Service> = objects(&[
+            "metadata: {name: rabbitmq}\nspec: {type: ClusterIP, ports: [{port: 5672}]}",
+            "metadata: {name: api-gateway}\nspec: {type: LoadBalancer, ports: [{port: 3000}]}\nstatus: {loadBalancer: {ingress: [{ip: 10.0.0.10}]}}",
+        ]);
+        let stack = Stack::of(
+            "stack",
+            &deployments,
+            &stateful_sets,
+            &autoscalers,
+            &services,
+        );
+        let names: Vec<&str> = stack.workloads.iter().map(|w| w.name.as_str()).collect();
         assert_eq!(names, ["inventory-db", "api-gateway", "extra"]);
         assert_eq!(
-            missing(&workloads),
+            stack.workloads[1],
+            Workload {
+                kind: "Deployment".into(),
+                name: "api-gateway".into(),
+                ready: 1,
+                desired: 2,
+            }
+        );
+        assert_eq!(
+            stack.missing,
             ["billing-db", "rabbitmq", "inventory-app", "billing-app"]
         );
+        let names: Vec<&str> = stack.autoscalers.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["api-gateway", "inventory-app"]);
+        assert_eq!(stack.autoscalers[0].target, "Deployment/api-gateway");
+        assert_eq!(
+            (
+                stack.autoscalers[0].replicas,
+                stack.autoscalers[0].cpu_target
+            ),
+            (2, Some(60))
+        );
+        assert_eq!(stack.gateway.as_deref(), Some("http://10.0.0.10:3000"));
     }
 
     #[test]
@@ -255,7 +308,7 @@ mod tests {
 
     #[test]
     fn url_needs_a_load_balancer_with_an_address() {
-        let with: Service = serde_yaml::from_str(
+        let with: Service = serde_yaml_ng::from_str(
             "spec: {type: LoadBalancer, ports: [{port: 3000}]}\nstatus: {loadBalancer: {ingress: [{ip: 10.0.0.10}]}}",
         )
         .unwrap();
@@ -263,13 +316,13 @@ mod tests {
             load_balancer_url(&with).as_deref(),
             Some("http://10.0.0.10:3000")
         );
-        let pending: Service = serde_yaml::from_str(
+        let pending: Service = serde_yaml_ng::from_str(
             "spec: {type: LoadBalancer, ports: [{port: 3000}]}\nstatus: {loadBalancer: {}}",
         )
         .unwrap();
         assert_eq!(load_balancer_url(&pending), None);
         let cluster_ip: Service =
-            serde_yaml::from_str("spec: {type: ClusterIP, ports: [{port: 80}]}").unwrap();
+            serde_yaml_ng::from_str("spec: {type: ClusterIP, ports: [{port: 80}]}").unwrap();
         assert_eq!(load_balancer_url(&cluster_ip), None);
     }
 }

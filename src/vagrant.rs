@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, MASTER};
 use crate::process::{Command, FailureKind, ProcessError, Runner, Stdout};
 use crate::state::State;
 
@@ -174,7 +174,7 @@ impl Vagrant {
     /// never logged.
     pub async fn master_kubeconfig(&self, step: &str) -> anyhow::Result<String> {
         let script = format!("sudo cat {K3S_KUBECONFIG}");
-        self.run(step, &["ssh", "master", "-c", &script], Stdout::Capture)
+        self.run(step, &["ssh", MASTER, "-c", &script], Stdout::Capture)
             .await
     }
 }

@@ -5,14 +5,12 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use support::kube_sim::{TestNamespace, exclusive};
-use support::project::{Project, STUDENT, text};
-
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
+use support::kube_sim::exclusive;
+use support::project::{Project, STUDENT, in_file, replaced, text};
 
 /// Waits up to `limit` for the child to end; kills it past that.
 fn wait_for(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
@@ -28,63 +26,73 @@ fn wait_for(child: &mut Child, limit: Duration) -> Option<std::process::ExitStat
     None
 }
 
+/// Starts `deploy` of the manifests alone (images neither built nor pushed)
+/// in `project`, for 180 s at most; its standard output goes to the
+/// project's `stdout`, its standard error to the log this returns, which
+/// the drills read while it runs.
+fn start_deploy(project: &Project, kubeconfig: &str) -> (Child, PathBuf) {
+    let log = project.file("deploy.log");
+    let child = project
+        .command(
+            std::env::var("PATH").unwrap(),
+            &[
+                "deploy",
+                "--skip-build",
+                "--skip-push",
+                "--timeout",
+                "180",
+                "--kubeconfig",
+                kubeconfig,
+            ],
+        )
+        .stdout(std::fs::File::create(project.file("stdout")).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    (child, log)
+}
+
+/// Waits until the child's `log` has `text`, checking every 20 ms (the drills
+/// act on what it says at once); panics if the child ends first, or after a minute.
+fn wait_for_logged(child: &mut Child, log: &Path, text: &str) {
+    let read_log = || std::fs::read_to_string(log).unwrap_or_default();
+    let started = Instant::now();
+    while !read_log().contains(text) {
+        let ended = child.try_wait().unwrap();
+        assert!(
+            ended.is_none() && started.elapsed() < Duration::from_secs(60),
+            "the deploy never logged {text:?} ({ended:?}):\n{}",
+            read_log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 #[ignore = "needs kube-sim: set KUBE_SIM_KUBECONFIG"]
 fn a_deploy_outlives_an_api_server_restart_during_its_rollout_wait() {
     let kube_sim = exclusive();
     let kubeconfig = &kube_sim.kubeconfig;
-    let namespace = TestNamespace::new("deploy-fault", kubeconfig);
-    let dir = tempfile::tempdir().unwrap();
-    let manifests = dir.path().join("manifests");
-    std::fs::create_dir(&manifests).unwrap();
-    for entry in std::fs::read_dir(Path::new(REPO).join("manifests")).unwrap() {
-        let entry = entry.unwrap();
-        let mut text = std::fs::read_to_string(entry.path()).unwrap();
-        if entry.file_name() == "inventory-app.yaml" {
-            // kube-sim's pods are Ready within a second; the Deployment
-            // controller then keeps inventory-app unavailable for 8 s more,
-            // so the restart falls inside the wait for it.
-            let (from, to) = (
+    // kube-sim's pods are Ready within a second; the Deployment controller
+    // then keeps inventory-app unavailable for 8 s more, so the restart falls
+    // inside the wait for it.
+    let project = Project::new(
+        "deploy-fault",
+        STUDENT,
+        in_file("inventory-app.yaml", |text| {
+            replaced(
+                &text,
                 "spec:\n  selector:\n",
                 "spec:\n  minReadySeconds: 8\n  selector:\n",
-            );
-            assert!(text.contains(from), "inventory-app.yaml changed");
-            text = text.replacen(from, to, 1);
-        }
-        std::fs::write(manifests.join(entry.file_name()), text).unwrap();
-    }
-    let config = format!(
-        "[registry]\nnamespace = \"student\"\n[deploy]\nnamespace = \"{}\"\ndockerfiles = \"{REPO}/dockerfiles\"\ntimeout_secs = 180\n",
-        namespace.name
+            )
+        }),
     );
-    std::fs::write(dir.path().join("orchestrator.toml"), config).unwrap();
-    let log = dir.path().join("deploy.log");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orchestrator"))
-        .args(["deploy", "--skip-build", "--skip-push", "--kubeconfig"])
-        .arg(kubeconfig)
-        .current_dir(dir.path())
-        .env("HOME", dir.path())
-        .env_remove("KUBECONFIG")
-        .env_remove("DOCKERHUB_USERNAME")
-        .env_remove("DOCKER_CONFIG")
-        .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut child, log) = start_deploy(&project, kubeconfig);
 
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    let started = Instant::now();
     // Once the wait reports, every object of the wave has been applied.
-    while !read_log().contains("Deployment/inventory-app: waiting: ") {
-        let ended = child.try_wait().unwrap();
-        assert!(
-            ended.is_none() && started.elapsed() < Duration::from_secs(60),
-            "the deploy never began waiting for inventory-app ({ended:?}):\n{}",
-            read_log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_logged(&mut child, &log, "Deployment/inventory-app: waiting: ");
     let restart = Instant::now();
     kube_sim.restart_apiserver(2);
     let down = restart.elapsed();
@@ -96,11 +104,7 @@ fn a_deploy_outlives_an_api_server_restart_during_its_rollout_wait() {
         down.as_secs_f64(),
         back.elapsed().as_secs_f64()
     );
-    let out = format!(
-        "{}{}",
-        std::fs::read_to_string(dir.path().join("stdout")).unwrap_or_default(),
-        read_log()
-    );
+    let out = format!("{}{}", project.read("stdout"), read_log());
     assert_eq!(
         status.and_then(|s| s.code()),
         Some(0),
@@ -192,25 +196,7 @@ fn a_deploy_outlives_an_api_server_away_longer_than_a_request_while_it_applies_a
     let kube_sim = exclusive();
     let kubeconfig = &kube_sim.kubeconfig;
     let project = Project::new("deploy-apply-outage", STUDENT, |_, text| text);
-    let log = project.file("deploy.log");
-    let mut child = project
-        .command(
-            std::env::var("PATH").unwrap(),
-            &[
-                "deploy",
-                "--skip-build",
-                "--skip-push",
-                "--timeout",
-                "180",
-                "--kubeconfig",
-                kubeconfig,
-            ],
-        )
-        .stdout(std::fs::File::create(project.file("stdout")).unwrap())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut child, log) = start_deploy(&project, kubeconfig);
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
 
     // The API server is to be stopped the moment the databases' and queue's
@@ -220,16 +206,7 @@ fn a_deploy_outlives_an_api_server_away_longer_than_a_request_while_it_applies_a
     // the wait reports), until kubectl has seen the wave ready and the API
     // server has stopped taking connections; it reads the news then, as the
     // API server's watches end.
-    let started = Instant::now();
-    while !read_log().contains("StatefulSet/rabbitmq: waiting: ") {
-        let ended = child.try_wait().unwrap();
-        assert!(
-            ended.is_none() && started.elapsed() < Duration::from_secs(60),
-            "the deploy never began waiting for rabbitmq ({ended:?}):\n{}",
-            read_log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_logged(&mut child, &log, "StatefulSet/rabbitmq: waiting: ");
     let held = Held::new(child.id());
     assert!(
         !read_log().contains(NEXT_WAVE),

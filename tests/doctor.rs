@@ -6,7 +6,8 @@
 
 mod support;
 
-use support::vagrant::Sandbox;
+use support::docker::{FakeDocker, PREFLIGHT_CALLS};
+use support::vagrant::{Run, Sandbox};
 
 const CONFIG: &str = "[cluster]\nmaster_ip = \"127.0.0.2\"\nready_timeout_secs = 1\n\n[registry]\nnamespace = \"student\"\n";
 
@@ -14,48 +15,6 @@ const CONFIG: &str = "[cluster]\nmaster_ip = \"127.0.0.2\"\nready_timeout_secs =
 fn with_cluster(setting: &str) -> String {
     CONFIG.replace("[cluster]\n", &format!("[cluster]\n{setting}\n"))
 }
-
-/// A fake `docker` that records its calls in `docker-calls` and answers
-/// `version` and `buildx version`; `FAKE_DOCKER_DAEMON` is what the daemon
-/// says instead of answering, `FAKE_DOCKER_NO_BUILDX` removes the plugin.
-fn fake_docker(sandbox: &Sandbox) {
-    let script = format!(
-        r#"#!/bin/sh
-echo "$*" >> '{}'
-case "$1 $2" in
-  "version --format")
-    if [ -n "$FAKE_DOCKER_DAEMON" ]; then echo "$FAKE_DOCKER_DAEMON" >&2; exit 1; fi
-    echo 27.3.1 ;;
-  "buildx version")
-    if [ -n "$FAKE_DOCKER_NO_BUILDX" ]; then echo "docker: 'buildx' is not a docker command." >&2; exit 1; fi
-    echo "github.com/docker/buildx v0.17.1 257815a" ;;
-esac
-"#,
-        sandbox.root.join("docker-calls").display()
-    );
-    sandbox.bin.write("docker", &script);
-}
-
-/// The calls the fake `docker` received, sorted (the preflight asks its
-/// questions side by side, in no set order).
-fn docker_calls(sandbox: &Sandbox) -> Vec<String> {
-    let mut calls: Vec<String> = std::fs::read_to_string(sandbox.root.join("docker-calls"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    calls.sort();
-    calls
-}
-
-/// What a deploy that builds and pushes asks docker before anything is built
-/// (`src/preflight/probe.rs`), sorted as `docker_calls` returns them.
-const DEPLOY_PREFLIGHT: [&str; 4] = [
-    "buildx inspect",
-    "buildx version",
-    "info --format {{json .DriverStatus}}",
-    "version --format {{.Server.Version}}",
-];
 
 fn logged_in(sandbox: &Sandbox) {
     let dir = sandbox.home.join(".docker");
@@ -84,7 +43,7 @@ fn meminfo(total_mib: u64, available_mib: u64) -> String {
 /// Every tool present and answering, the host roomy: doctor is all ok.
 fn healthy_host() -> Sandbox {
     let sandbox = Sandbox::new(CONFIG);
-    fake_docker(&sandbox);
+    FakeDocker::install(&sandbox.bin, &sandbox.root);
     logged_in(&sandbox);
     sandbox
         .bin
@@ -96,6 +55,14 @@ fn healthy_host() -> Sandbox {
         "vboxdrv 696320 2 vboxnetadp,vboxnetflt, Live 0x0000000000000000 (OE)\n",
     );
     sandbox
+}
+
+/// Doctor's report, word for word as a snapshot (a change of wording is a
+/// diff to review: `cargo insta review`), with the sandbox's temporary
+/// directory as `[SANDBOX]` so that it reads the same on every run.
+fn report(sandbox: &Sandbox, run: &Run) -> String {
+    run.stdout()
+        .replace(&sandbox.root.display().to_string(), "[SANDBOX]")
 }
 
 /// Asserts that nothing was changed: no vagrant step, no `.orchestrator/`.
@@ -113,22 +80,7 @@ fn doctor_on_a_ready_host_says_ok_for_every_check() {
     let sandbox = healthy_host();
     let run = sandbox.run(&["doctor"]);
     run.expect_code(0);
-    for line in [
-        "ok    host               linux amd64",
-        "ok    vagrant            2.4.9 (",
-        "ok    VirtualBox         7.1.4 (",
-        "ok    box                bento/ubuntu-24.04 for virtualbox on amd64 is not downloaded yet",
-        "ok    host-only network  127.0.0.2 to 127.0.0.3 inside 192.168.56.0/21 127.0.0.0/8 (from ",
-        "ok    KVM                no KVM module loaded",
-        "ok    memory             2 VMs × 2048 MiB = 4096 MiB; 12000 MiB available",
-        "ok    docker daemon      answers (Docker Engine 27.3.1)",
-        "ok    docker buildx      0.17.1",
-        "ok    docker login       credentials for docker.io in ",
-        "ok    kubectl            ",
-        "12 ok, 0 warning(s), 0 failure(s)",
-    ] {
-        run.stdout_has(line);
-    }
+    insta::assert_snapshot!(report(&sandbox, &run));
     assert!(
         !run.stdout().contains("c3R1ZGVudDpzZWNyZXQ="),
         "no credential in the output"
@@ -170,13 +122,9 @@ fn doctor_json_has_every_finding_with_its_level_and_fix() {
 fn doctor_names_missing_tools_with_how_to_install_them() {
     let sandbox = Sandbox::new("[cluster]\nprovider = \"libvirt\"\n");
     let run = sandbox.run(&["doctor"]);
-    run.expect_code(3);
-    run.stdout_has("fail  libvirt            `virsh` not found on PATH")
-        .stdout_has("vagrant plugin install vagrant-libvirt")
-        .stdout_has("fail  docker             `docker` not found on PATH")
-        .stdout_has("docs.docker.com")
-        .stdout_has("warn  kubectl            `kubectl` not found on PATH")
+    run.expect_code(3)
         .stderr_has("failed: libvirt, vagrant-libvirt, docker");
+    insta::assert_snapshot!(report(&sandbox, &run));
     assert!(!run.stdout().contains("VirtualBox"), "{}", run.stdout());
     assert!(
         !run.stdout().contains("host-only network"),
@@ -298,7 +246,7 @@ fn loaded_kvm_modules_are_a_warning_and_create_goes_on() {
 #[test]
 fn deploy_tells_a_stopped_daemon_from_a_missing_login() {
     let mut sandbox = Sandbox::new(CONFIG);
-    fake_docker(&sandbox);
+    let docker = FakeDocker::install(&sandbox.bin, &sandbox.root);
     logged_in(&sandbox);
     sandbox.env("FAKE_DOCKER_DAEMON", "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?");
     let run = sandbox.run(&["deploy", "--kubeconfig", "/nonexistent"]);
@@ -316,17 +264,17 @@ fn deploy_tells_a_stopped_daemon_from_a_missing_login() {
         .stderr_has("fail  docker daemon      no permission to use its socket")
         .stderr_has("`sudo usermod -aG docker $USER`");
     // Two runs, each asking the preflight's questions and nothing else: no build, no push.
-    let asked_twice: Vec<&str> = DEPLOY_PREFLIGHT
+    let asked_twice: Vec<&str> = PREFLIGHT_CALLS
         .iter()
         .flat_map(|call| [*call, *call])
         .collect();
-    assert_eq!(docker_calls(&sandbox), asked_twice);
+    assert_eq!(docker.sorted_calls(), asked_twice);
 }
 
 #[test]
 fn deploy_needs_buildx_only_to_build() {
     let mut sandbox = Sandbox::new(CONFIG);
-    fake_docker(&sandbox);
+    FakeDocker::install(&sandbox.bin, &sandbox.root);
     logged_in(&sandbox);
     sandbox.env("FAKE_DOCKER_NO_BUILDX", "1");
     let run = sandbox.run(&["deploy", "--kubeconfig", "/nonexistent"]);

@@ -7,7 +7,7 @@ use orchestrator::config::ClusterConfig;
 use orchestrator::k3s_release::{K3sRelease, Outcome};
 use orchestrator::reporter::Silent;
 use orchestrator::state::State;
-use support::release::{Answer, BINARY, INSTALLER, Server, VERSION, sha256};
+use support::release::{Answer, BINARIES, BINARY, INSTALLER, Server, VERSION, asset, sha256};
 
 struct Project {
     dir: tempfile::TempDir,
@@ -98,14 +98,9 @@ async fn a_corrupt_cached_binary_is_fetched_again() {
 async fn a_download_that_does_not_match_the_published_sum_is_refused() {
     let (server, base) = Server::start();
     let project = Project::new(&base);
-    server.answer(
-        "/releases/v1.31.6%2Bk3s1/k3s",
-        Answer::Body(b"something else".to_vec()),
-    );
-    server.answer(
-        "/releases/v1.31.6%2Bk3s1/k3s-arm64",
-        Answer::Body(b"something else".to_vec()),
-    );
+    for binary in BINARIES {
+        server.answer(&asset(binary), Answer::Body(b"something else".to_vec()));
+    }
 
     let err = format!("{:#}", project.ensure().await.unwrap_err());
     assert!(
@@ -128,15 +123,12 @@ async fn a_download_that_does_not_match_the_published_sum_is_refused() {
 async fn a_cut_transfer_is_an_error_and_the_next_run_fetches_it_again() {
     let (server, base) = Server::start();
     let project = Project::new(&base);
-    for path in [
-        "/releases/v1.31.6%2Bk3s1/k3s",
-        "/releases/v1.31.6%2Bk3s1/k3s-arm64",
-    ] {
+    for binary in BINARIES {
         let cut = Answer::Cut {
             body: BINARY[..20].to_vec(),
             length: BINARY.len(),
         };
-        server.answer(path, cut);
+        server.answer(&asset(binary), cut);
     }
     let err = format!("{:#}", project.ensure().await.unwrap_err());
     assert!(
@@ -145,11 +137,8 @@ async fn a_cut_transfer_is_an_error_and_the_next_run_fetches_it_again() {
     );
     assert!(!project.cached("k3s").exists());
 
-    for path in [
-        "/releases/v1.31.6%2Bk3s1/k3s",
-        "/releases/v1.31.6%2Bk3s1/k3s-arm64",
-    ] {
-        server.answer(path, Answer::Body(BINARY.to_vec()));
+    for binary in BINARIES {
+        server.answer(&asset(binary), Answer::Body(BINARY.to_vec()));
     }
     assert_eq!(
         project.ensure().await.unwrap(),
@@ -181,4 +170,24 @@ async fn an_installer_url_that_serves_no_script_is_refused() {
     let err = format!("{:#}", project.ensure().await.unwrap_err());
     assert!(err.contains("k3s_installer_url"), "{err}");
     assert!(!project.cached("install.sh").exists());
+}
+
+/// `create`'s default release is the one a plain `vagrant up` installs and the
+/// one the sample configuration shows.
+#[test]
+fn the_default_release_is_the_same_everywhere() {
+    let default = ClusterConfig::default().k3s_version;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |name: &str| std::fs::read_to_string(root.join(name)).unwrap();
+    let vagrantfile = read("Vagrantfile");
+    assert!(
+        vagrantfile.contains(&format!(
+            "orch_setting(\"ORCH_K3S_VERSION\", \"{default}\")"
+        )),
+        "the Vagrantfile's default is not {default}"
+    );
+    assert!(
+        read("orchestrator.toml").contains(&format!("\nk3s_version = \"{default}\"\n")),
+        "orchestrator.toml does not show {default}"
+    );
 }

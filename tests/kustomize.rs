@@ -78,9 +78,9 @@ fn write_env_files(base: &Path, passwords: &str) {
 }
 
 fn documents(yaml: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(yaml)
+    serde_yaml_ng::Deserializer::from_str(yaml)
         .map(|doc| {
-            let value: serde_yaml::Value = serde::Deserialize::deserialize(doc).unwrap();
+            let value: serde_yaml_ng::Value = serde::Deserialize::deserialize(doc).unwrap();
             serde_json::to_value(value).unwrap()
         })
         .filter(|v| !v.is_null())

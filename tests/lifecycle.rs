@@ -36,8 +36,8 @@ fn user_kubeconfig_with_other_context(sandbox: &Sandbox) {
     std::fs::write(sandbox.user_kubeconfig(), USER_KUBECONFIG).unwrap();
 }
 
-fn yaml(text: &str) -> serde_yaml::Value {
-    serde_yaml::from_str(text).unwrap()
+fn yaml(text: &str) -> serde_yaml_ng::Value {
+    serde_yaml_ng::from_str(text).unwrap()
 }
 
 /// CONFIG with every vagrant step limited to 1 s.
@@ -61,7 +61,7 @@ fn calls_with<'a>(calls: &'a [String], text: &str) -> Vec<&'a String> {
     calls.iter().filter(|c| c.contains(text)).collect()
 }
 
-fn context_names(doc: &serde_yaml::Value) -> Vec<String> {
+fn context_names(doc: &serde_yaml_ng::Value) -> Vec<String> {
     doc["contexts"]
         .as_sequence()
         .unwrap()
@@ -151,7 +151,7 @@ fn create_boots_provisions_and_writes_the_kubeconfigs() {
         "ORCH_CPUS=2".into(),
         "ORCH_MEMORY_MB=2048".into(),
         "ORCH_BOX=bento/ubuntu-24.04".into(),
-        "ORCH_K3S_VERSION=v1.31.6+k3s1".into(),
+        "ORCH_K3S_VERSION=v1.36.4+k3s1".into(),
         format!("ORCH_TOKEN_FILE={}", token.display()),
         "VAGRANT_DEFAULT_PROVIDER=virtualbox".into(),
     ] {
@@ -316,13 +316,15 @@ enum Signal {
     Term,
 }
 
-/// Makes every vagrant step take 30 s and record its pid, with the box
-/// already added so that the first slow step is the master's boot. Returns
-/// the file of pids.
+/// Makes every vagrant step take 30 s, record its pid and its start in the
+/// file of events (`events` reads it), with the box already added so that
+/// the first slow step is the master's boot. Returns the file of pids.
 fn slow_vagrant(sandbox: &mut Sandbox) -> PathBuf {
     sandbox.env("FAKE_VAGRANT_DELAY", "30");
     let pids = sandbox.root.join("pids");
     sandbox.env("FAKE_VAGRANT_PIDS", pids.to_str().unwrap());
+    let events = sandbox.root.join("events");
+    sandbox.env("FAKE_VAGRANT_EVENTS", events.to_str().unwrap());
     sandbox.add_box("bento/ubuntu-24.04 (virtualbox, 202502.21.0)");
     pids
 }
@@ -351,12 +353,14 @@ fn interrupt_create(sandbox: &mut Sandbox, signal: Signal) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let booting = || sandbox.vagrant_calls().iter().any(|c| c.starts_with("up"));
+    // A boot has started once its vagrant recorded its pid and announced its step.
+    let log = sandbox.root.join("events");
+    let booting = || events(&log).iter().any(|e| e.starts_with("start up "));
     let started = std::time::Instant::now();
     while !booting() && started.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(booting(), "no boot started: {:?}", sandbox.vagrant_calls());
     let (name, target) = match signal {
         Signal::CtrlC => ("-INT", format!("-{}", child.id())),
         Signal::Term => ("-TERM", child.id().to_string()),
@@ -493,19 +497,76 @@ fn virtualbox_boots_the_master_alone_then_the_agents_beside_its_provisioning() {
     );
 }
 
+/// A libvirt host for the preflight: `virsh` and the vagrant-libvirt plugin.
+fn with_libvirt(sandbox: &mut Sandbox) {
+    sandbox.bin.write("virsh", "#!/bin/sh\necho 10.0.0\n");
+    sandbox.env("FAKE_VAGRANT_PLUGINS", "vagrant-libvirt (0.12.2, global)");
+}
+
 #[test]
 fn libvirt_boots_every_vm_in_one_vagrant_up() {
     let mut sandbox = Sandbox::new(
         "[cluster]\nprovider = \"libvirt\"\nagents = 2\nmaster_ip = \"127.0.0.2\"\nready_timeout_secs = 1\n",
     );
-    sandbox.bin.write("virsh", "#!/bin/sh\necho 10.0.0\n");
-    sandbox.env("FAKE_VAGRANT_PLUGINS", "vagrant-libvirt (0.12.2, global)");
+    with_libvirt(&mut sandbox);
     sandbox.run(&["create"]).expect_code(4);
     let calls = sandbox.vagrant_calls();
     let ups: Vec<&String> = calls.iter().filter(|c| c.starts_with("up ")).collect();
     assert_eq!(ups, ["up --no-provision master agent agent-2"], "{calls:?}");
     let provisions = calls.iter().filter(|c| c.starts_with("provision ")).count();
     assert_eq!(provisions, 3, "{calls:?}");
+}
+
+/// The agents' joins wait for the master's API: when the master's
+/// provisioning fails, `create` ends with the master's error without waiting
+/// for them, their vagrant stopped, and the next `create` finishes the job.
+#[test]
+fn a_failed_master_ends_create_at_once_and_stops_the_agents() {
+    for provider in ["virtualbox", "libvirt"] {
+        // Without the fix the agent's join would end only at the step's time limit.
+        let mut sandbox = Sandbox::new(&format!(
+            "[cluster]\nprovider = \"{provider}\"\nmaster_ip = \"127.0.0.2\"\nready_timeout_secs = 1\nstep_timeout_secs = 5\n"
+        ));
+        if provider == "libvirt" {
+            with_libvirt(&mut sandbox);
+        }
+        let (log, pids) = (sandbox.root.join("events"), sandbox.root.join("pids"));
+        sandbox
+            .env("FAKE_VAGRANT_EVENTS", log.to_str().unwrap())
+            .env("FAKE_VAGRANT_PIDS", pids.to_str().unwrap())
+            // The master fails while the agent waits for its API, which never answers.
+            .env("FAKE_VAGRANT_AFTER", "provision:master>provision:agent")
+            .env("FAKE_VAGRANT_FAIL", "provision:master")
+            .env("FAKE_VAGRANT_HANG", "provision:agent");
+        let run = sandbox.run(&["create"]);
+        run.expect_code(1)
+            .stderr_has("install K3s: `vagrant provision master` exited with status 1")
+            .stderr_has("| The guest machine entered an invalid state")
+            .stderr_has("the master failed: stopping the agents' work")
+            .stderr_has("join agent: FAILED: stopped before it finished");
+        assert!(!run.stderr().contains("took longer"), "{}", run.stderr());
+        let events = events(&log);
+        assert!(
+            events.contains(&"start provision agent".to_string())
+                && !events.contains(&"end provision agent".to_string()),
+            "{provider}: {events:#?}"
+        );
+        assert_eq!(survivors(&pids), Vec::<String>::new(), "{provider}");
+        assert!(!sandbox.state_file("kubeconfig").exists());
+
+        for key in [
+            "FAKE_VAGRANT_AFTER",
+            "FAKE_VAGRANT_FAIL",
+            "FAKE_VAGRANT_HANG",
+        ] {
+            sandbox.env(key, "");
+        }
+        let calls = resume(&sandbox, "create");
+        for call in ["provision master", "provision agent"] {
+            assert!(calls.contains(&call.to_string()), "{provider}: {calls:?}");
+        }
+        assert!(sandbox.state_file("kubeconfig").exists());
+    }
 }
 
 #[test]

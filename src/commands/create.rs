@@ -1,11 +1,11 @@
-use orchestrator::lifecycle::{Cluster, Created};
+use orchestrator::lifecycle::{Created, VmCluster};
 use orchestrator::preflight::{self, Scope};
 
 use super::Context;
 
 pub async fn run(ctx: &Context) -> anyhow::Result<()> {
     preflight::require(&ctx.config, Scope::Create, ctx.reporter.as_ref()).await?;
-    let cluster = Cluster::new(
+    let cluster = VmCluster::new(
         &ctx.config,
         &ctx.project_dir,
         &ctx.state,

@@ -1,7 +1,7 @@
 use std::io::IsTerminal;
 
 use orchestrator::error::Failure;
-use orchestrator::lifecycle::Cluster;
+use orchestrator::lifecycle::VmCluster;
 
 use super::Context;
 use crate::cli::DestroyArgs;
@@ -11,7 +11,7 @@ pub async fn run(ctx: &Context, args: DestroyArgs) -> anyhow::Result<()> {
         println!("nothing destroyed");
         return Ok(());
     }
-    let cluster = Cluster::new(
+    let cluster = VmCluster::new(
         &ctx.config,
         &ctx.project_dir,
         &ctx.state,

@@ -1,9 +1,9 @@
-use orchestrator::lifecycle::Cluster;
+use orchestrator::lifecycle::VmCluster;
 
 use super::Context;
 
 pub async fn run(ctx: &Context) -> anyhow::Result<()> {
-    Cluster::new(
+    VmCluster::new(
         &ctx.config,
         &ctx.project_dir,
         &ctx.state,

@@ -14,16 +14,12 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use super::cluster::{Applier, MANAGER, Served};
+use super::cluster::{Applier, Served};
+use super::labels::{
+    APPLYSET_ID, APPLYSET_KINDS, APPLYSET_PARENT, APPLYSET_PART_OF, APPLYSET_TOOLING, MANAGER,
+};
 use super::manifest::Manifest;
 use crate::kubeapi::{Request, retrying};
-
-/// The ApplySet parent's name, and KEP-3659's label and annotations.
-pub const APPLYSET_PARENT: &str = "orchestrator-applyset";
-const APPLYSET_ID: &str = "applyset.kubernetes.io/id";
-pub(super) const APPLYSET_PART_OF: &str = "applyset.kubernetes.io/part-of";
-const APPLYSET_KINDS: &str = "applyset.kubernetes.io/contains-group-kinds";
-const APPLYSET_TOOLING: &str = "applyset.kubernetes.io/tooling";
 
 /// An object of ours found live that the manifests no longer define.
 #[derive(Debug, Clone)]
@@ -186,5 +182,17 @@ impl Applier {
                 )
                 .failed(err)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The id kubectl's ApplySet code derives for the same parent (computed
+    /// with Python's hashlib and base64): another tool finds our objects by it.
+    #[test]
+    fn the_applyset_id_is_the_one_kubectl_derives() {
+        // A hash, not a credential, for detect-secrets:
+        let kubectl = "applyset-nbhBdg1D-oLH1gsUgIrlaxTQvPZXsfnQMIRi3MRzors-v1"; // pragma: allowlist secret
+        assert_eq!(super::applyset_id("stack"), kubectl);
     }
 }

@@ -16,13 +16,10 @@ use serde_json::Value;
 use tokio::sync::{Mutex, OnceCell};
 use tokio::time::Instant;
 
-use super::applyset::{self, APPLYSET_PART_OF};
+use super::applyset;
+use super::labels::{APPLYSET_PART_OF, MANAGED_BY, MANAGER};
 use super::manifest::Manifest;
 use crate::kubeapi::{Request, retrying};
-
-/// The field manager of every apply, and the label value that marks our objects.
-pub const MANAGER: &str = "orchestrator";
-pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 
 /// How long a request outside a wave (plan, prune) keeps retrying while the
 /// API server is away: an API server restarts in seconds; longer is an outage

@@ -8,10 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-/// The label every object of the stack carries; its value is the component.
-pub const COMPONENT_LABEL: &str = "app.kubernetes.io/name";
-/// On a workload: the components that must be ready before it starts.
-pub const DEPENDS_ON: &str = "orchestrator/depends-on";
+use super::labels::{COMPONENT_LABEL, DEPENDS_ON};
 
 /// One object from a manifest file.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,11 +102,11 @@ fn files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let kustomization = dir.join("kustomization.yaml");
     if kustomization.exists() {
         let text = std::fs::read_to_string(&kustomization)?;
-        let value: serde_yaml::Value = serde_yaml::from_str(&text)
+        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
             .with_context(|| format!("{} is not valid YAML", kustomization.display()))?;
         let resources = value
             .get("resources")
-            .and_then(serde_yaml::Value::as_sequence)
+            .and_then(serde_yaml_ng::Value::as_sequence)
             .with_context(|| format!("{} has no `resources` list", kustomization.display()))?;
         return resources
             .iter()
@@ -137,9 +134,9 @@ fn files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// Parses one file's documents; empty documents are skipped.
 pub fn parse(file: &str, text: &str) -> anyhow::Result<Vec<Manifest>> {
     let mut manifests = Vec::new();
-    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+    for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let place = format!("{file}, document {}", index + 1);
-        let value = serde_yaml::Value::deserialize_from(document)
+        let value = serde_yaml_ng::Value::deserialize_from(document)
             .map_err(|err| anyhow::anyhow!("{place}: not valid YAML: {err}"))?;
         if value.is_null() {
             continue;
@@ -174,14 +171,18 @@ pub fn parse(file: &str, text: &str) -> anyhow::Result<Vec<Manifest>> {
     Ok(manifests)
 }
 
-/// `serde_yaml` documents deserialize through this small shim so the error
+/// `serde_yaml_ng` documents deserialize through this small shim so the error
 /// of one document names that document.
 trait DeserializeFrom: Sized {
-    fn deserialize_from(document: serde_yaml::Deserializer<'_>) -> Result<Self, serde_yaml::Error>;
+    fn deserialize_from(
+        document: serde_yaml_ng::Deserializer<'_>,
+    ) -> Result<Self, serde_yaml_ng::Error>;
 }
 
-impl DeserializeFrom for serde_yaml::Value {
-    fn deserialize_from(document: serde_yaml::Deserializer<'_>) -> Result<Self, serde_yaml::Error> {
+impl DeserializeFrom for serde_yaml_ng::Value {
+    fn deserialize_from(
+        document: serde_yaml_ng::Deserializer<'_>,
+    ) -> Result<Self, serde_yaml_ng::Error> {
         serde::Deserialize::deserialize(document)
     }
 }

@@ -10,6 +10,7 @@ pub mod addons;
 pub mod applyset;
 pub mod cluster;
 pub mod images;
+pub mod labels;
 pub mod manifest;
 pub mod readiness;
 pub mod rollout;

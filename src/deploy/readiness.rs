@@ -325,6 +325,18 @@ fn exec_format_fix(logs: &str) -> Option<String> {
     })
 }
 
+/// The plain words for a container whose log says it could not write to a
+/// read-only file system (`EROFS`: RabbitMQ's upgrade log, a pid file, a
+/// cache): the manifests run every root filesystem read-only.
+fn read_only_root_fix(logs: &str) -> Option<String> {
+    let lower = logs.to_lowercase();
+    (lower.contains("read-only file system") || lower.contains("erofs")).then(|| {
+        "It writes where its root filesystem is read-only (securityContext.readOnlyRootFilesystem: \
+         true): mount a volume there (an emptyDir), at the path its log names."
+            .to_string()
+    })
+}
+
 /// Why an image pull failed, as far as retrying it is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PullFailure {
@@ -559,7 +571,8 @@ impl PodProblem {
                 container,
                 restarts,
             } => {
-                let fixes = logs.and_then(exec_format_fix).unwrap_or_else(|| {
+                let known = logs.and_then(|l| exec_format_fix(l).or_else(|| read_only_root_fix(l)));
+                let fixes = known.unwrap_or_else(|| {
                     format!(
                         "Likely fixes: a wrong setting or credential in app-config or the Secrets, or a database that \
                          is not reachable; see `orchestrator logs {}`.",
@@ -593,7 +606,7 @@ mod tests {
     use std::collections::HashSet;
 
     fn yaml<T: serde::de::DeserializeOwned>(text: &str) -> T {
-        serde_yaml::from_str(text).unwrap()
+        serde_yaml_ng::from_str(text).unwrap()
     }
 
     #[test]
@@ -744,11 +757,26 @@ mod tests {
 
     /// A pod whose one container waits with `reason` and `message`, restarted `restarts` times.
     fn waiting_pod(reason: &str, message: &str, restarts: i32) -> Pod {
+        waiting_container(
+            ["gw-1", "c", "docker.io/student/api-gateway:1"],
+            reason,
+            message,
+            restarts,
+        )
+    }
+
+    /// [`waiting_pod`] with the pod's, its container's and its image's names.
+    fn waiting_container(
+        [pod, container, image]: [&str; 3],
+        reason: &str,
+        message: &str,
+        restarts: i32,
+    ) -> Pod {
         let status = serde_json::json!({"containerStatuses": [{
-            "name": "c", "image": "docker.io/student/api-gateway:1", "imageID": "", "ready": false,
+            "name": container, "image": image, "imageID": "", "ready": false,
             "restartCount": restarts, "state": {"waiting": {"reason": reason, "message": message}}
         }]});
-        serde_json::from_value(serde_json::json!({"metadata": {"name": "gw-1"}, "status": status}))
+        serde_json::from_value(serde_json::json!({"metadata": {"name": pod}, "status": status}))
             .unwrap()
     }
 
@@ -978,6 +1006,93 @@ Crash dump is being written to: erl_crash.dump...
         assert!(cut[0].chars().count() <= 200);
     }
 
+    /// What a failed deploy says of each kind of pod problem, word for word:
+    /// a change of wording shows as a snapshot diff to review (`cargo insta review`).
+    #[test]
+    fn a_failed_deploys_diagnosis_reads_as_reviewed() {
+        let problem = |names, reason, message, restarts| {
+            pod_problem(&waiting_container(names, reason, message, restarts)).unwrap()
+        };
+        const RABBITMQ: [&str; 3] = ["rabbitmq-0", "rabbitmq", "rabbitmq:3.13-management"];
+        const GATEWAY: [&str; 3] = [
+            "api-gateway-7c9d5-x2k4q",
+            "api-gateway",
+            "docker.io/student/api-gateway:1",
+        ];
+        let crash = |workload, names, logs| {
+            let back_off = "back-off 40s restarting failed container";
+            problem(names, "CrashLoopBackOff", back_off, 3).explain(workload, logs)
+        };
+        let pull = |image, reason, message| {
+            problem([GATEWAY[0], GATEWAY[1], image], reason, message, 0)
+                .explain("Deployment/api-gateway", None)
+        };
+        let unschedulable: Pod = yaml(
+            "metadata: {name: inventory-app-1}\nstatus:\n  conditions:\n  - {type: PodScheduled, status: 'False', reason: Unschedulable, message: '0/2 nodes are available: 2 Insufficient memory.'}",
+        );
+        let cases = [
+            (
+                "crash loop, its log",
+                crash(
+                    "StatefulSet/rabbitmq",
+                    RABBITMQ,
+                    Some(RABBITMQ_BOOT_FAILURE),
+                ),
+            ),
+            (
+                "crash loop, another CPU",
+                crash(
+                    "Deployment/api-gateway",
+                    GATEWAY,
+                    Some("exec /usr/local/bin/api-gateway: exec format error\n"),
+                ),
+            ),
+            (
+                "crash loop, no log",
+                crash("Deployment/api-gateway", GATEWAY, None),
+            ),
+            (
+                "pull: not pushed",
+                pull(
+                    GATEWAY[2],
+                    "ErrImagePull",
+                    "docker.io/student/api-gateway:1: not found",
+                ),
+            ),
+            (
+                "pull: rate limit",
+                pull(GATEWAY[2], "ErrImagePull", TOO_MANY_REQUESTS),
+            ),
+            (
+                "pull: no cause given",
+                pull(
+                    GATEWAY[2],
+                    "ImagePullBackOff",
+                    "Back-off pulling image \"docker.io/student/api-gateway:1\"",
+                ),
+            ),
+            (
+                "pull: sideloaded image missing",
+                pull(
+                    "orchestrator.local/api-gateway:1",
+                    "ErrImageNeverPull",
+                    "Container image \"orchestrator.local/api-gateway:1\" is not present with pull policy of Never",
+                ),
+            ),
+            (
+                "unschedulable",
+                pod_problem(&unschedulable)
+                    .unwrap()
+                    .explain("Deployment/inventory-app", None),
+            ),
+        ];
+        let text: String = cases
+            .iter()
+            .map(|(case, text)| format!("--- {case}\n{text}\n"))
+            .collect();
+        insta::assert_snapshot!(text);
+    }
+
     #[test]
     fn a_timeout_without_current_pods_says_what_holds_them_back() {
         let on_delete: StatefulSet = yaml(
@@ -1033,8 +1148,26 @@ Crash dump is being written to: erl_crash.dump...
     }
 
     #[test]
+    fn a_write_to_the_read_only_root_is_explained() {
+        // RabbitMQ's words, as it crash-looped on a real kubelet without a volume for its logs.
+        let erlang = "failed to open log file at '/var/log/rabbitmq/rabbit@rabbitmq-0_upgrade.log', \
+                      reason: read-only file system\n{cannot_log_to_file,\"/var/log/rabbitmq/x.log\",erofs}";
+        let fix = read_only_root_fix(erlang).unwrap();
+        assert!(
+            fix.contains("readOnlyRootFilesystem") && fix.contains("emptyDir"),
+            "{fix}"
+        );
+        let rust = "Error: Read-only file system (os error 30)";
+        assert!(read_only_root_fix(rust).is_some());
+        assert_eq!(
+            read_only_root_fix("FATAL: password authentication failed"),
+            None
+        );
+    }
+
+    #[test]
     fn a_sideloaded_image_missing_on_its_node_is_explained() {
-        let pod: k8s_openapi::api::core::v1::Pod = serde_yaml::from_str(
+        let pod: k8s_openapi::api::core::v1::Pod = serde_yaml_ng::from_str(
             "metadata: {name: gw-1}\nstatus:\n  containerStatuses:\n  - {name: c, image: 'orchestrator.local/api-gateway:t', imageID: '', ready: false, restartCount: 0, state: {waiting: {reason: ErrImageNeverPull, message: 'Container image is not present with pull policy of Never'}}}",
         )
         .unwrap();

@@ -12,7 +12,6 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, LogParams};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::utils::Backoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -20,41 +19,8 @@ use tokio::time::Instant;
 use super::cluster::Applier;
 use super::manifest::Manifest;
 use super::readiness::{self, PodProblem, Readiness, Revision, Workload};
-use crate::kubeapi::{Request, retrying};
+use crate::kubeapi::{Request, retrying, watch_backoff};
 use crate::reporter::Reporter;
-
-/// The pause before a broken watch is resumed: 200 ms, doubling up to 2 s, as
-/// [`retrying`] pauses. kube's default grows to 30 s, so after an API server
-/// restart of a minute a wait could stay blind until past its deadline.
-#[derive(Debug)]
-pub(crate) struct WatchBackoff(Duration);
-
-impl WatchBackoff {
-    const FIRST: Duration = Duration::from_millis(200);
-    const MAX: Duration = Duration::from_secs(2);
-}
-
-impl Default for WatchBackoff {
-    fn default() -> Self {
-        WatchBackoff(Self::FIRST)
-    }
-}
-
-impl Iterator for WatchBackoff {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        let pause = self.0;
-        self.0 = (pause * 2).min(Self::MAX);
-        Some(pause)
-    }
-}
-
-impl Backoff for WatchBackoff {
-    fn reset(&mut self) {
-        self.0 = Self::FIRST;
-    }
-}
 
 impl Applier {
     /// Waits by watching until the workload is ready, a pod of its current
@@ -79,7 +45,7 @@ impl Applier {
                 Api::<Pod>::namespaced(self.client.clone(), ns),
                 watcher::Config::default().labels(&selector),
             )
-            .backoff(WatchBackoff::default()),
+            .backoff(watch_backoff()),
         )
         .map_ok(|_| Observed::Pods);
         let config = watcher::Config::default().fields(&name_field);
@@ -88,7 +54,7 @@ impl Applier {
                 Api::<Deployment>::namespaced(self.client.clone(), ns),
                 config,
             )
-            .backoff(WatchBackoff::default())
+            .backoff(watch_backoff())
             .applied_objects()
             .map_ok(|d| Observed::Workload(Workload::Deployment(Box::new(d))))
             .boxed(),
@@ -96,7 +62,7 @@ impl Applier {
                 Api::<StatefulSet>::namespaced(self.client.clone(), ns),
                 config,
             )
-            .backoff(WatchBackoff::default())
+            .backoff(watch_backoff())
             .applied_objects()
             .map_ok(|s| Observed::Workload(Workload::StatefulSet(Box::new(s))))
             .boxed(),
@@ -376,18 +342,5 @@ mod tests {
             serde_json::json!({"spec": {"selector": {"matchLabels": {"a": "1", "b": "2"}}}});
         assert_eq!(pod_selector(&body).as_deref(), Some("a=1,b=2"));
         assert_eq!(pod_selector(&serde_json::json!({"spec": {}})), None);
-    }
-
-    #[test]
-    fn a_broken_watch_is_resumed_within_two_seconds() {
-        let mut backoff = WatchBackoff::default();
-        let pauses: Vec<u64> = backoff
-            .by_ref()
-            .take(6)
-            .map(|d| d.as_millis() as u64)
-            .collect();
-        assert_eq!(pauses, [200, 400, 800, 1600, 2000, 2000]);
-        backoff.reset();
-        assert_eq!(backoff.next(), Some(Duration::from_millis(200)));
     }
 }

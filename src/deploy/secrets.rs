@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
+use super::labels;
 use super::manifest::Manifest;
 
 /// Secret name → the keys the manifests read from it.
@@ -126,8 +127,8 @@ pub fn objects(
                 metadata: ObjectMeta {
                     name: Some(name.clone()),
                     labels: Some(BTreeMap::from([
-                        ("app.kubernetes.io/name".into(), "secrets".into()),
-                        ("app.kubernetes.io/part-of".into(), "orchestrator".into()),
+                        (labels::COMPONENT_LABEL.into(), "secrets".into()),
+                        (labels::PART_OF.into(), "orchestrator".into()),
                     ])),
                     ..ObjectMeta::default()
                 },

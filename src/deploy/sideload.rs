@@ -11,7 +11,7 @@ use futures::future::try_join_all;
 
 use super::Project;
 use crate::process::{Command, Runner, Stdout};
-use crate::reporter::Reporter;
+use crate::reporter::{Reporter, Task};
 use crate::vagrant::Vagrant;
 
 /// What each node runs to take an image archive on its standard input.
@@ -43,7 +43,11 @@ pub async fn import(
     }
     let machines = project.config.cluster.machines();
     let vagrant = Vagrant::new(project.config, project.dir, project.state, runner.clone());
-    reporter.started(TASK, &format!("import into {}", machines.join(", ")));
+    let task = Task::start(
+        reporter,
+        TASK,
+        &format!("import into {}", machines.join(", ")),
+    );
     let imports = images
         .iter()
         .map(|image| import_one(*image, &machines, &vagrant, project, runner, reporter));
@@ -55,7 +59,7 @@ pub async fn import(
         }
         Err(_) => "failed".into(),
     };
-    reporter.finished(TASK, result.is_ok(), &message);
+    task.finish(result.is_ok(), &message);
     result.map(drop)
 }
 

@@ -125,7 +125,7 @@ impl Level {
 
 /// What a finding is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Check {
+pub enum Subject {
     /// The operating system and CPU, and whether this is WSL.
     Host,
     /// A tool on `PATH`, with its version when it has one that matters.
@@ -144,25 +144,25 @@ pub enum Check {
     DockerLogin,
 }
 
-impl Check {
+impl Subject {
     pub fn name(self) -> &'static str {
         match self {
-            Check::Host => "host",
-            Check::Tool(tool) | Check::Missing(tool) => tool.name(),
-            Check::LibvirtPlugin => "vagrant-libvirt",
-            Check::Box => "box",
-            Check::HostOnlyNetwork => "host-only network",
-            Check::Kvm => "KVM",
-            Check::Memory => "memory",
-            Check::DockerDaemon => "docker daemon",
-            Check::Buildx => "docker buildx",
-            Check::Builder => "docker builder",
-            Check::DockerLogin => "docker login",
+            Subject::Host => "host",
+            Subject::Tool(tool) | Subject::Missing(tool) => tool.name(),
+            Subject::LibvirtPlugin => "vagrant-libvirt",
+            Subject::Box => "box",
+            Subject::HostOnlyNetwork => "host-only network",
+            Subject::Kvm => "KVM",
+            Subject::Memory => "memory",
+            Subject::DockerDaemon => "docker daemon",
+            Subject::Buildx => "docker buildx",
+            Subject::Builder => "docker builder",
+            Subject::DockerLogin => "docker login",
         }
     }
 }
 
-impl Serialize for Check {
+impl Serialize for Subject {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.name())
     }
@@ -171,7 +171,7 @@ impl Serialize for Check {
 /// One check's verdict: what was found and, unless all is well, what to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    pub check: Check,
+    pub check: Subject,
     pub level: Level,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -182,7 +182,7 @@ pub struct Finding {
 const MESSAGE_COLUMN: usize = 25;
 
 impl Finding {
-    pub fn ok(check: Check, message: impl Into<String>) -> Self {
+    pub fn ok(check: Subject, message: impl Into<String>) -> Self {
         Finding {
             check,
             level: Level::Ok,
@@ -191,7 +191,7 @@ impl Finding {
         }
     }
 
-    pub fn warn(check: Check, message: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub fn warn(check: Subject, message: impl Into<String>, fix: impl Into<String>) -> Self {
         Finding {
             check,
             level: Level::Warn,
@@ -200,7 +200,7 @@ impl Finding {
         }
     }
 
-    pub fn fail(check: Check, message: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub fn fail(check: Subject, message: impl Into<String>, fix: impl Into<String>) -> Self {
         Finding {
             check,
             level: Level::Fail,
@@ -277,7 +277,7 @@ impl Report {
         if fails.is_empty() {
             return None;
         }
-        let tool_missing = fails.iter().any(|f| matches!(f.check, Check::Missing(_)));
+        let tool_missing = fails.iter().any(|f| matches!(f.check, Subject::Missing(_)));
         let text = message(&fails);
         Some(match tool_missing {
             true => Failure::MissingTool(text),
@@ -339,13 +339,13 @@ mod tests {
 
     #[test]
     fn a_finding_renders_its_fix_under_its_message() {
-        let finding = Finding::fail(Check::Memory, "too little", "buy more");
+        let finding = Finding::fail(Subject::Memory, "too little", "buy more");
         assert_eq!(
             finding.render(),
             "fail  memory             too little\n                         fix: buy more"
         );
         assert_eq!(
-            Finding::ok(Check::Tool(Tool::Vagrant), "2.4.3").render(),
+            Finding::ok(Subject::Tool(Tool::Vagrant), "2.4.3").render(),
             "ok    vagrant            2.4.3"
         );
     }
@@ -357,10 +357,10 @@ mod tests {
             arch: "amd64".into(),
             wsl: false,
         };
-        let memory = Finding::fail(Check::Memory, "too little", "buy more");
-        let tool = Finding::fail(Check::Missing(Tool::Vagrant), "missing", "install it");
-        let unfit = Finding::fail(Check::Tool(Tool::Vagrant), "too old", "upgrade it");
-        let warn = Finding::warn(Check::Kvm, "loaded", "unload");
+        let memory = Finding::fail(Subject::Memory, "too little", "buy more");
+        let tool = Finding::fail(Subject::Missing(Tool::Vagrant), "missing", "install it");
+        let unfit = Finding::fail(Subject::Tool(Tool::Vagrant), "too old", "upgrade it");
+        let warn = Finding::warn(Subject::Kvm, "loaded", "unload");
         let unfit_only = Report::new(host.clone(), vec![memory.clone(), unfit, warn.clone()]);
         let failure = unfit_only.failure(|f| f[0].message.clone()).unwrap();
         assert_eq!(failure.exit_code(), crate::error::exit::HOST_NOT_READY);

@@ -106,7 +106,7 @@ pub struct Facts {
     pub arch: String,
     pub wsl: bool,
     /// Each tool looked up, and where it was found.
-    pub tools: Vec<prereq::Check>,
+    pub tools: Vec<prereq::Lookup>,
     pub vagrant_version: Option<Answer>,
     /// `VBoxManage --version` or `virsh --version`.
     pub provider_version: Option<Answer>,

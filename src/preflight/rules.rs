@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{Answer, Check, Facts, Finding, Scope};
+use super::{Answer, Facts, Finding, Scope, Subject};
 use crate::config::{Config, Provider};
 use crate::prereq::Tool;
 
@@ -28,14 +28,14 @@ pub fn evaluate(config: &Config, scope: Scope, facts: &Facts) -> Vec<Finding> {
         findings.extend(memory(config, facts));
     }
     findings.extend(tool(facts, Tool::Docker, |at| {
-        Finding::ok(Check::Tool(Tool::Docker), at.display().to_string())
+        Finding::ok(Subject::Tool(Tool::Docker), at.display().to_string())
     }));
     findings.extend(docker_daemon(facts));
     findings.extend(buildx(facts));
     findings.extend(Builder::of(facts).map(|builder| builder.finding()));
     findings.extend(docker_login(config, facts));
     findings.extend(tool(facts, Tool::Kubectl, |at| {
-        Finding::ok(Check::Tool(Tool::Kubectl), at.display().to_string())
+        Finding::ok(Subject::Tool(Tool::Kubectl), at.display().to_string())
     }));
     findings
 }
@@ -90,8 +90,8 @@ fn tool(facts: &Facts, tool: Tool, judge: impl FnOnce(&Path) -> Finding) -> Opti
         None => {
             let message = format!("`{}` not found on PATH: {}", tool.program(), tool.purpose());
             match tool {
-                Tool::Kubectl => Finding::warn(Check::Missing(tool), message, tool.install()),
-                _ => Finding::fail(Check::Missing(tool), message, tool.install()),
+                Tool::Kubectl => Finding::warn(Subject::Missing(tool), message, tool.install()),
+                _ => Finding::fail(Subject::Missing(tool), message, tool.install()),
             }
         }
     })
@@ -107,11 +107,11 @@ fn version_of(answer: Option<&Answer>) -> Option<Version> {
 fn host(config: &Config, facts: &Facts) -> Finding {
     let host = format!("{} {}", facts.os, facts.arch);
     if !facts.wsl {
-        return Finding::ok(Check::Host, host);
+        return Finding::ok(Subject::Host, host);
     }
     match config.cluster.provider {
         Provider::Virtualbox => Finding::fail(
-            Check::Host,
+            Subject::Host,
             format!(
                 "{host} inside WSL2: WSL2 cannot reach VirtualBox's host-only addresses ({} ...), \
                  so `create` would wait for the nodes until it times out",
@@ -121,7 +121,7 @@ fn host(config: &Config, facts: &Facts) -> Finding {
              (Vagrant and VirtualBox for Windows; not tested) rather than inside WSL2",
         ),
         Provider::Libvirt => Finding::warn(
-            Check::Host,
+            Subject::Host,
             format!("{host} inside WSL2: libvirt VMs there need nested virtualization; not tested"),
             "if the VMs do not boot, use a Linux or macOS host",
         ),
@@ -129,7 +129,7 @@ fn host(config: &Config, facts: &Facts) -> Finding {
 }
 
 fn vagrant(at: &Path, facts: &Facts) -> Finding {
-    let check = Check::Tool(Tool::Vagrant);
+    let check = Subject::Tool(Tool::Vagrant);
     let at = at.display();
     let Some(answer) = &facts.vagrant_version else {
         return Finding::ok(check, at.to_string());
@@ -157,7 +157,7 @@ fn vagrant(at: &Path, facts: &Facts) -> Finding {
 }
 
 fn virtualbox(at: &Path, facts: &Facts) -> Finding {
-    let check = Check::Tool(Tool::VirtualBox);
+    let check = Subject::Tool(Tool::VirtualBox);
     let at = at.display();
     let Some(answer) = &facts.provider_version else {
         return Finding::ok(check, at.to_string());
@@ -247,7 +247,7 @@ fn virtualbox(at: &Path, facts: &Facts) -> Finding {
 }
 
 fn libvirt(at: &Path, facts: &Facts) -> Finding {
-    let check = Check::Tool(Tool::Libvirt);
+    let check = Subject::Tool(Tool::Libvirt);
     let at = at.display();
     match &facts.provider_version {
         None => Finding::ok(check, at.to_string()),
@@ -265,7 +265,7 @@ fn libvirt(at: &Path, facts: &Facts) -> Finding {
 
 fn libvirt_plugin(facts: &Facts) -> Option<Finding> {
     let answer = facts.vagrant_plugins.as_ref()?;
-    let check = Check::LibvirtPlugin;
+    let check = Subject::LibvirtPlugin;
     let listed = answer
         .text()
         .lines()
@@ -326,7 +326,7 @@ pub fn parse_box_list(text: &str) -> Vec<ListedBox<'_>> {
 
 fn vagrant_box(config: &Config, facts: &Facts) -> Option<Finding> {
     let answer = facts.vagrant_boxes.as_ref()?;
-    let check = Check::Box;
+    let check = Subject::Box;
     let (name, provider, arch) = (
         config.cluster.box_name.as_str(),
         config.cluster.provider.as_str(),
@@ -412,7 +412,7 @@ pub fn parse_networks_conf(text: &str) -> Vec<Range> {
 }
 
 fn host_only_network(config: &Config, facts: &Facts) -> Finding {
-    let check = Check::HostOnlyNetwork;
+    let check = Subject::HostOnlyNetwork;
     let (path, text) = &facts.networks_conf;
     let (ranges, source) = match text {
         Some(text) => (
@@ -492,13 +492,13 @@ fn kvm(facts: &Facts) -> Option<Finding> {
         .filter(|module| matches!(*module, "kvm" | "kvm_intel" | "kvm_amd"))
         .collect();
     if loaded.is_empty() {
-        return Some(Finding::ok(Check::Kvm, "no KVM module loaded"));
+        return Some(Finding::ok(Subject::Kvm, "no KVM module loaded"));
     }
     // The vendor module first: it uses `kvm`.
     let mut unload = loaded.clone();
     unload.sort_by_key(|module| *module == "kvm");
     Some(Finding::warn(
-        Check::Kvm,
+        Subject::Kvm,
         format!(
             "{} loaded: VirtualBox cannot boot a VM while KVM holds the CPU's virtualization \
              (VERR_VMX_IN_VMX_ROOT_MODE, or VERR_SVM_IN_USE on AMD; Linux 6.12 and later take it \
@@ -533,13 +533,13 @@ fn memory(config: &Config, facts: &Facts) -> Option<Finding> {
     let lower = "lower cluster.memory_mb (at least 1024) or cluster.agents in orchestrator.toml";
     Some(if total < needed {
         Finding::fail(
-            Check::Memory,
+            Subject::Memory,
             format!("{what}, but this host has {total} MiB in all"),
             lower,
         )
     } else if available < needed {
         Finding::warn(
-            Check::Memory,
+            Subject::Memory,
             format!(
                 "{what}, but {available} MiB are available now (running VMs not counted): \
                  the host may swap or a VM fail to boot"
@@ -547,7 +547,10 @@ fn memory(config: &Config, facts: &Facts) -> Option<Finding> {
             format!("close programs or other VMs, or {lower}"),
         )
     } else {
-        Finding::ok(Check::Memory, format!("{what}; {available} MiB available"))
+        Finding::ok(
+            Subject::Memory,
+            format!("{what}; {available} MiB available"),
+        )
     })
 }
 
@@ -556,7 +559,7 @@ const START_DOCKER: &str =
 
 fn docker_daemon(facts: &Facts) -> Option<Finding> {
     let answer = facts.docker_server.as_ref()?;
-    let check = Check::DockerDaemon;
+    let check = Subject::DockerDaemon;
     Some(match answer {
         Answer::Ok(version) => match version.trim() {
             "" => Finding::ok(check, "answers"),
@@ -585,11 +588,11 @@ fn buildx(facts: &Facts) -> Option<Finding> {
     let answer = facts.buildx.as_ref()?;
     Some(match answer {
         Answer::Ok(_) => Finding::ok(
-            Check::Buildx,
+            Subject::Buildx,
             version_of(Some(answer)).map_or_else(|| answer.first_line(), |v| v.to_string()),
         ),
         _ => Finding::fail(
-            Check::Buildx,
+            Subject::Buildx,
             format!("the buildx plugin is missing: {}", answer.first_line()),
             "install it: Debian/Ubuntu `sudo apt install docker-buildx` (from Docker's own \
              repository: `docker-buildx-plugin`); Docker Desktop includes it",
@@ -643,7 +646,7 @@ impl Builder {
                  (`deploy` says how to get one that builds both)"
             }
         };
-        Finding::ok(Check::Builder, format!("{} driver, {what}", self.driver))
+        Finding::ok(Subject::Builder, format!("{} driver, {what}", self.driver))
     }
 }
 
@@ -674,12 +677,12 @@ fn docker_login(config: &Config, facts: &Facts) -> Option<Finding> {
     let store = json.get("credsStore").and_then(Value::as_str);
     Some(if listed("auths") {
         Finding::ok(
-            Check::DockerLogin,
+            Subject::DockerLogin,
             format!("credentials for {} in {}", registry.server, path.display()),
         )
     } else if listed("credHelpers") || store.is_some() {
         Finding::ok(
-            Check::DockerLogin,
+            Subject::DockerLogin,
             format!(
                 "{} credentials kept by a credential helper",
                 registry.server
@@ -687,7 +690,7 @@ fn docker_login(config: &Config, facts: &Facts) -> Option<Finding> {
         )
     } else if facts.registry_status == Some(200) {
         Finding::ok(
-            Check::DockerLogin,
+            Subject::DockerLogin,
             format!(
                 "{} needs no login (it answers GET /v2/ without credentials)",
                 registry.server
@@ -699,7 +702,7 @@ fn docker_login(config: &Config, facts: &Facts) -> Option<Finding> {
             user => format!(" -u {user}"),
         };
         Finding::fail(
-            Check::DockerLogin,
+            Subject::DockerLogin,
             format!("docker is not logged in to {}", registry.server),
             format!("run `docker login{user}` (or deploy with --skip-push)"),
         )
@@ -714,8 +717,8 @@ mod tests {
     use crate::preflight::Level;
     use crate::prereq;
 
-    fn found(tool: Tool) -> prereq::Check {
-        prereq::Check {
+    fn found(tool: Tool) -> prereq::Lookup {
+        prereq::Lookup {
             tool,
             path: Some(PathBuf::from("/usr/bin").join(tool.program())),
         }
@@ -734,14 +737,14 @@ mod tests {
         }
     }
 
-    fn the(findings: &[Finding], check: Check) -> &Finding {
+    fn the(findings: &[Finding], check: Subject) -> &Finding {
         findings
             .iter()
             .find(|f| f.check == check)
             .unwrap_or_else(|| panic!("no {} finding in {findings:#?}", check.name()))
     }
 
-    fn judged(config: &Config, facts: &Facts, check: Check) -> Finding {
+    fn judged(config: &Config, facts: &Facts, check: Subject) -> Finding {
         the(&evaluate(config, Scope::Doctor, facts), check).clone()
     }
 
@@ -764,7 +767,7 @@ mod tests {
     #[test]
     fn virtualbox_needs_a_vagrant_that_knows_it() {
         let config = Config::default();
-        let vbox = Check::Tool(Tool::VirtualBox);
+        let vbox = Subject::Tool(Tool::VirtualBox);
         for (vagrant, virtualbox, level) in [
             ("2.4.1", "7.1.4r165100", Level::Fail),
             ("2.4.2", "7.1.4r165100", Level::Ok),
@@ -797,7 +800,7 @@ mod tests {
     #[test]
     fn vagrant_before_2_4_is_warned_about_box_architectures() {
         let config = Config::default();
-        let vagrant = Check::Tool(Tool::Vagrant);
+        let vagrant = Subject::Tool(Tool::Vagrant);
         let old = judged(&config, &vm_host("2.3.7", "7.0.20r163906"), vagrant);
         assert_eq!(old.level, Level::Warn);
         assert!(
@@ -832,7 +835,7 @@ mod tests {
              sudo /sbin/vboxconfig\n\n7.0.20r163906\n"
                 .into(),
         ));
-        let finding = judged(&Config::default(), &facts, Check::Tool(Tool::VirtualBox));
+        let finding = judged(&Config::default(), &facts, Subject::Tool(Tool::VirtualBox));
         assert_eq!(finding.level, Level::Fail);
         assert!(finding.fix.unwrap().contains("sudo /sbin/vboxconfig"));
     }
@@ -842,7 +845,7 @@ mod tests {
         let mut facts = vm_host("2.4.3", "7.0.20r163906");
         facts.os = "macos".into();
         facts.arch = "arm64".into();
-        let finding = judged(&Config::default(), &facts, Check::Tool(Tool::VirtualBox));
+        let finding = judged(&Config::default(), &facts, Subject::Tool(Tool::VirtualBox));
         assert_eq!(finding.level, Level::Fail, "{finding:?}");
         assert!(finding.message.contains("Apple Silicon"));
     }
@@ -852,17 +855,17 @@ mod tests {
         let mut facts = vm_host("2.4.3", "7.1.4");
         facts.tools = vec![
             found(Tool::Vagrant),
-            prereq::Check {
+            prereq::Lookup {
                 tool: Tool::VirtualBox,
                 path: None,
             },
-            prereq::Check {
+            prereq::Lookup {
                 tool: Tool::Kubectl,
                 path: None,
             },
         ];
         let findings = evaluate(&Config::default(), Scope::Doctor, &facts);
-        let vbox = the(&findings, Check::Missing(Tool::VirtualBox));
+        let vbox = the(&findings, Subject::Missing(Tool::VirtualBox));
         assert_eq!(vbox.level, Level::Fail);
         assert!(
             vbox.message.starts_with("`VBoxManage` not found on PATH"),
@@ -871,7 +874,7 @@ mod tests {
         );
         assert!(vbox.fix.as_ref().unwrap().contains("virtualbox.org"));
         assert_eq!(
-            the(&findings, Check::Missing(Tool::Kubectl)).level,
+            the(&findings, Subject::Missing(Tool::Kubectl)).level,
             Level::Warn
         );
     }
@@ -884,7 +887,7 @@ mod tests {
         facts.vagrant_plugins = Some(Answer::Ok(
             "vagrant-hostmanager (1.8.10, global)\n  - Version Constraint: > 0\n".into(),
         ));
-        let missing = judged(&config, &facts, Check::LibvirtPlugin);
+        let missing = judged(&config, &facts, Subject::LibvirtPlugin);
         assert_eq!(missing.level, Level::Fail);
         assert_eq!(
             missing.fix.as_deref(),
@@ -893,20 +896,20 @@ mod tests {
             )
         );
         facts.vagrant_plugins = Some(Answer::Ok("vagrant-libvirt (0.12.2, global)\n".into()));
-        let present = judged(&config, &facts, Check::LibvirtPlugin);
+        let present = judged(&config, &facts, Subject::LibvirtPlugin);
         assert_eq!(
             (present.level, present.message.as_str()),
             (Level::Ok, "vagrant-libvirt (0.12.2, global)")
         );
         assert_eq!(
-            judged(&config, &facts, Check::Tool(Tool::Libvirt)).message,
+            judged(&config, &facts, Subject::Tool(Tool::Libvirt)).message,
             "10.0.0 (/usr/bin/virsh)"
         );
         let findings = evaluate(&config, Scope::Doctor, &facts);
         assert!(
             !findings
                 .iter()
-                .any(|f| matches!(f.check, Check::HostOnlyNetwork | Check::Kvm)),
+                .any(|f| matches!(f.check, Subject::HostOnlyNetwork | Subject::Kvm)),
             "VirtualBox's limits do not apply to libvirt: {findings:#?}"
         );
     }
@@ -941,7 +944,7 @@ mod tests {
         let mut facts = vm_host("2.4.3", "7.1.4");
         let mut box_for = |listing: &str| {
             facts.vagrant_boxes = Some(Answer::Ok(listing.into()));
-            judged(&config, &facts, Check::Box)
+            judged(&config, &facts, Subject::Box)
         };
         let right = box_for("bento/ubuntu-24.04 (virtualbox, 202502.21.0, (amd64))\n");
         assert_eq!(right.level, Level::Ok);
@@ -975,7 +978,7 @@ mod tests {
 
     #[test]
     fn vm_addresses_must_be_inside_virtualboxs_host_only_ranges() {
-        let network = Check::HostOnlyNetwork;
+        let network = Subject::HostOnlyNetwork;
         let facts = vm_host("2.4.3", "7.1.4");
         let inside = judged(&Config::default(), &facts, network);
         assert_eq!(inside.level, Level::Ok);
@@ -1021,7 +1024,7 @@ mod tests {
     fn loaded_kvm_modules_are_a_warning_for_virtualbox() {
         let mut facts = vm_host("2.4.3", "7.1.4");
         facts.modules = Some("kvm 1404928 1 kvm_intel, Live 0x0000000000000000\nkvm_intel 487424 0 - Live 0x0000000000000000\nvboxdrv 696320 2 vboxnetadp,vboxnetflt, Live 0x0000000000000000 (OE)\n".into());
-        let finding = judged(&Config::default(), &facts, Check::Kvm);
+        let finding = judged(&Config::default(), &facts, Subject::Kvm);
         assert_eq!(finding.level, Level::Warn);
         assert!(finding.message.contains("VERR_VMX_IN_VMX_ROOT_MODE"));
         assert!(
@@ -1033,7 +1036,7 @@ mod tests {
         facts.modules =
             Some("vboxdrv 696320 2 vboxnetadp,vboxnetflt, Live 0x0000000000000000 (OE)\n".into());
         assert_eq!(
-            judged(&Config::default(), &facts, Check::Kvm).level,
+            judged(&Config::default(), &facts, Subject::Kvm).level,
             Level::Ok
         );
     }
@@ -1052,7 +1055,7 @@ mod tests {
         let mut facts = vm_host("2.4.3", "7.1.4");
         let mut with = |total, available| {
             facts.meminfo = Some(meminfo(total, available));
-            judged(&config, &facts, Check::Memory)
+            judged(&config, &facts, Subject::Memory)
         };
         let plenty = with(16000, 9000);
         assert_eq!(plenty.level, Level::Ok);
@@ -1070,11 +1073,11 @@ mod tests {
     fn wsl_with_virtualbox_fails_instead_of_timing_out() {
         let mut facts = vm_host("2.4.3", "7.1.4");
         assert_eq!(
-            judged(&Config::default(), &facts, Check::Host).message,
+            judged(&Config::default(), &facts, Subject::Host).message,
             "linux amd64"
         );
         facts.wsl = true;
-        let finding = judged(&Config::default(), &facts, Check::Host);
+        let finding = judged(&Config::default(), &facts, Subject::Host);
         assert_eq!(finding.level, Level::Fail);
         assert!(
             finding
@@ -1109,7 +1112,7 @@ mod tests {
             Some(r#"{"auths": {"https://index.docker.io/v1/": {}}}"#),
         );
         let findings = evaluate(&config, Scope::Doctor, &stopped);
-        let daemon = the(&findings, Check::DockerDaemon);
+        let daemon = the(&findings, Subject::DockerDaemon);
         assert_eq!(daemon.level, Level::Fail);
         assert!(
             daemon
@@ -1123,8 +1126,8 @@ mod tests {
                 .unwrap()
                 .contains("systemctl start docker")
         );
-        assert_eq!(the(&findings, Check::DockerLogin).level, Level::Ok);
-        assert_eq!(the(&findings, Check::Buildx).message, "0.17.1");
+        assert_eq!(the(&findings, Subject::DockerLogin).level, Level::Ok);
+        assert_eq!(the(&findings, Subject::Buildx).message, "0.17.1");
 
         let denied = docker_host(
             Answer::Failed("permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock: Get \"http://%2Fvar%2Frun%2Fdocker.sock/v1.47/version\": dial unix /var/run/docker.sock: connect: permission denied\n".into()),
@@ -1133,13 +1136,13 @@ mod tests {
         );
         let findings = evaluate(&config, Scope::Doctor, &denied);
         assert!(
-            the(&findings, Check::DockerDaemon)
+            the(&findings, Subject::DockerDaemon)
                 .fix
                 .as_ref()
                 .unwrap()
                 .contains("sudo usermod -aG docker $USER")
         );
-        let login = the(&findings, Check::DockerLogin);
+        let login = the(&findings, Subject::DockerLogin);
         assert_eq!(login.level, Level::Fail);
         assert_eq!(login.message, "docker is not logged in to docker.io");
         assert_eq!(
@@ -1159,10 +1162,10 @@ mod tests {
         );
         let findings = evaluate(&Config::default(), Scope::Doctor, &facts);
         assert_eq!(
-            the(&findings, Check::DockerDaemon).message,
+            the(&findings, Subject::DockerDaemon).message,
             "answers (Docker Engine 27.3.1)"
         );
-        let buildx = the(&findings, Check::Buildx);
+        let buildx = the(&findings, Subject::Buildx);
         assert_eq!(buildx.level, Level::Fail);
         assert_eq!(
             buildx.message,
@@ -1175,7 +1178,7 @@ mod tests {
                 .unwrap()
                 .contains("sudo apt install docker-buildx")
         );
-        assert_eq!(the(&findings, Check::DockerLogin).level, Level::Ok);
+        assert_eq!(the(&findings, Subject::DockerLogin).level, Level::Ok);
     }
 
     #[test]
@@ -1186,7 +1189,7 @@ mod tests {
             Some(r#"{"auths": {"ghcr.io": {"auth": "x"}}}"#),
         );
         let findings = evaluate(&Config::default(), Scope::Doctor, &facts);
-        let login = the(&findings, Check::DockerLogin);
+        let login = the(&findings, Subject::DockerLogin);
         assert_eq!(login.level, Level::Fail);
         assert_eq!(
             login.fix.as_deref(),
@@ -1207,14 +1210,14 @@ mod tests {
             facts.registry_status = status;
             let findings = evaluate(&config, Scope::Doctor, &facts);
             assert_eq!(
-                the(&findings, Check::DockerLogin).level,
+                the(&findings, Subject::DockerLogin).level,
                 level,
                 "{status:?}"
             );
         }
         facts.registry_status = Some(200);
         let findings = evaluate(&config, Scope::Doctor, &facts);
-        let login = the(&findings, Check::DockerLogin);
+        let login = the(&findings, Subject::DockerLogin);
         assert_eq!(login.level, Level::Ok);
         assert_eq!(
             login.message,
@@ -1259,7 +1262,7 @@ mod tests {
             ..Facts::default()
         };
         let findings = evaluate(&Config::default(), Scope::Doctor, &facts);
-        let found = the(&findings, Check::Builder);
+        let found = the(&findings, Subject::Builder);
         assert_eq!(found.level, Level::Ok);
         assert!(
             found

@@ -12,7 +12,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 
 use crate::deploy::readiness;
-use crate::deploy::rollout::WatchBackoff;
+use crate::kubeapi::watch_backoff;
 
 /// How long scaling may take until the pods are gone or Ready.
 const SCALE_TIMEOUT: Duration = Duration::from_secs(180);
@@ -31,7 +31,7 @@ pub struct KubeBilling {
     pub namespace: String,
 }
 
-const NAME: &str = "billing-app";
+const NAME: &str = crate::stack::BILLING;
 
 impl KubeBilling {
     fn stateful_sets(&self) -> Api<StatefulSet> {
@@ -44,13 +44,10 @@ impl KubeBilling {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let config = watcher::Config::default().labels(&format!(
             "{}={NAME}",
-            crate::deploy::manifest::COMPONENT_LABEL
+            crate::deploy::labels::COMPONENT_LABEL
         ));
         let (store, writer) = reflector::store();
-        let events = reflector(
-            writer,
-            watcher(pods, config).backoff(WatchBackoff::default()),
-        );
+        let events = reflector(writer, watcher(pods, config).backoff(watch_backoff()));
         let settled = settled(events, &store, replicas);
         tokio::time::timeout(SCALE_TIMEOUT, settled).await.map_err(|_| {
             anyhow::anyhow!(

@@ -176,11 +176,10 @@ mod tests {
         }
     }
 
+    /// Word for word: a change shows as a snapshot diff to review (`cargo insta review`).
     #[test]
     fn checklist_shows_marks_evidence_and_reasons() {
-        let text = checklist(&audit(), &|s| mark(s).to_string());
-        let expected = "cluster\n  ✓ nodes  0.0s\n      Node/master: Ready\nlive objects\n  ✗ autoscalers  0.0s\n      HPA\n      → maxReplicas 5\n      → fix it\nAPI through the gateway\n  – POST (skipped)  0.0s\n      → no gateway\n\n1 passed, 1 failed, 1 skipped in 1.3s\n";
-        assert_eq!(text, expected);
+        insta::assert_snapshot!(checklist(&audit(), &|s| mark(s).to_string()));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 // Each test crate uses a part of this module.
 #![allow(dead_code)]
 
+pub mod docker;
 pub mod kube_sim;
 pub mod project;
 pub mod release;

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-pub const VERSION: &str = "v1.31.6+k3s1";
+/// The release served: the default one, which every sandbox's `create` fetches.
+pub const VERSION: &str = orchestrator::config::DEFAULT_K3S_VERSION;
 pub const BINARY: &[u8] = b"\x7fELF a K3s binary, as far as this test cares";
 pub const INSTALLER: &[u8] = b"#!/bin/sh\necho the K3s installer\n";
 
@@ -65,25 +66,20 @@ impl Server {
                 let _ = stream.write_all(&body);
             }
         });
-        server.answer(
-            "/releases/v1.31.6%2Bk3s1/k3s",
-            Answer::Body(BINARY.to_vec()),
-        );
-        server.answer(
-            "/releases/v1.31.6%2Bk3s1/k3s-arm64",
-            Answer::Body(BINARY.to_vec()),
-        );
+        for binary in BINARIES {
+            server.answer(&asset(binary), Answer::Body(BINARY.to_vec()));
+        }
         let sums = format!(
             "{}  k3s-airgap-images-amd64.tar\n{}  k3s\n",
             "0".repeat(64),
             sha256(BINARY)
         );
         server.answer(
-            "/releases/v1.31.6%2Bk3s1/sha256sum-amd64.txt",
+            &asset("sha256sum-amd64.txt"),
             Answer::Body(sums.clone().into()),
         );
         server.answer(
-            "/releases/v1.31.6%2Bk3s1/sha256sum-arm64.txt",
+            &asset("sha256sum-arm64.txt"),
             Answer::Body(sums.replace("  k3s\n", "  k3s-arm64\n").into()),
         );
         server.answer("/install.sh", Answer::Body(INSTALLER.to_vec()));
@@ -98,6 +94,14 @@ impl Server {
     pub fn take_requests(&self) -> Vec<String> {
         std::mem::take(&mut *self.requests.lock().unwrap())
     }
+}
+
+/// The binaries of the release, one per CPU the tests may run on.
+pub const BINARIES: [&str; 2] = ["k3s", "k3s-arm64"];
+
+/// The server's path of one of the release's files, as GitHub lays them out.
+pub fn asset(name: &str) -> String {
+    format!("/releases/{}/{name}", VERSION.replace('+', "%2B"))
 }
 
 pub fn sha256(bytes: &[u8]) -> String {

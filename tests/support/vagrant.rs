@@ -14,6 +14,10 @@ use super::FakeBin;
 /// - `FAKE_VAGRANT_DELAY`: seconds each up, reload, provision, halt and box add takes;
 /// - `FAKE_VAGRANT_PIDS`: a file each call appends its pid to;
 /// - `FAKE_VAGRANT_EVENTS`: a file each step appends `start VERB MACHINE` and `end VERB MACHINE` to;
+/// - `FAKE_VAGRANT_AFTER`: space-separated `VERB:MACHINE>VERB:MACHINE` rules: the first step
+///   starts only once the second has started (read from the events; at most 60 s);
+/// - `FAKE_VAGRANT_HANG`: space-separated `VERB:MACHINE` steps that take an hour (an agent
+///   waiting for a master that never answers);
 /// - `FAKE_VAGRANT_ON_PROVISION`: a shell command `provision` runs (as if K3s came back);
 /// - `FAKE_VAGRANT_K3S_YAML`: a file `ssh master -c ...` prints instead of the built-in kubeconfig;
 /// - `FAKE_VAGRANT_VERSION`: what `--version` prints after `Vagrant ` (default 2.4.9);
@@ -41,11 +45,25 @@ machines() {
   done
 }
 event() { [ -z "$FAKE_VAGRANT_EVENTS" ] || echo "$*" >> "$FAKE_VAGRANT_EVENTS"; }
-step() { # VERB MACHINE: announce, maybe fail, take the delay
+step() { # VERB MACHINE: maybe wait for another step, announce, maybe fail, take the delay
+  for rule in $FAKE_VAGRANT_AFTER; do
+    case "$rule" in
+      "$1:$2>"*)
+        other=${rule#*>}
+        n=0
+        until grep -qx "start ${other%:*} ${other#*:}" "$FAKE_VAGRANT_EVENTS" 2>/dev/null || [ "$n" -ge 600 ]; do
+          sleep 0.1
+          n=$((n + 1))
+        done ;;
+    esac
+  done
   event start "$1" "$2"
   echo "==> $2: $1 (fake)"
   case " $FAKE_VAGRANT_FAIL " in
     *" $1:$2 "*) echo "The guest machine entered an invalid state while waiting for it to boot." >&2; exit 1 ;;
+  esac
+  case " $FAKE_VAGRANT_HANG " in
+    *" $1:$2 "*) sleep 3600 ;;
   esac
   sleep "${FAKE_VAGRANT_DELAY:-0}"
   event end "$1" "$2"

@@ -19,7 +19,7 @@ fn config_file(manifest: &str, config_map: &str, key: &str) -> String {
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../manifests/{manifest}.yaml"));
     let text = std::fs::read_to_string(&path).unwrap();
     text.split("\n---\n")
-        .map(|document| serde_yaml::from_str::<serde_yaml::Value>(document).unwrap())
+        .map(|document| serde_yaml_ng::from_str::<serde_yaml_ng::Value>(document).unwrap())
         .find(|object| object["kind"] == "ConfigMap" && object["metadata"]["name"] == config_map)
         .and_then(|object| object["data"][key].as_str().map(str::to_owned))
         .unwrap_or_else(|| panic!("{}: no ConfigMap {config_map} with {key}", path.display()))

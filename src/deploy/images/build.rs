@@ -18,7 +18,7 @@ use super::platforms::{NodePlatforms, check_builder, check_platforms};
 use crate::deploy::{Options, Project};
 use crate::preflight::Builder;
 use crate::process::{Command, Runner, Stdout};
-use crate::reporter::Reporter;
+use crate::reporter::{Reporter, Task};
 
 /// What the images record (`.orchestrator/images.json`) keeps of a pushed reference.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -151,7 +151,7 @@ impl Build<'_> {
     /// task; returns the pushed digest.
     async fn run(&self, image: &Image) -> anyhow::Result<Option<String>> {
         let id = format!("image {}", image.name);
-        let mut task = Task::start(self.reporter, &id);
+        let task = Task::start(self.reporter, &id, &id);
         let result = self.build(image, &id).await;
         let message = match &result {
             Ok(Some(digest)) => format!("pushed {}", short(digest)),
@@ -209,38 +209,6 @@ impl Build<'_> {
             )
         })?;
         Ok(Some(digest))
-    }
-}
-
-/// A task on the reporter that is reported as cancelled if dropped unfinished
-/// (a sibling build failed and `try_join_all` dropped this one).
-struct Task<'a> {
-    reporter: &'a dyn Reporter,
-    id: &'a str,
-    finished: bool,
-}
-
-impl<'a> Task<'a> {
-    fn start(reporter: &'a dyn Reporter, id: &'a str) -> Self {
-        reporter.started(id, id);
-        Task {
-            reporter,
-            id,
-            finished: false,
-        }
-    }
-
-    fn finish(&mut self, ok: bool, message: &str) {
-        self.reporter.finished(self.id, ok, message);
-        self.finished = true;
-    }
-}
-
-impl Drop for Task<'_> {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.reporter.finished(self.id, false, "cancelled");
-        }
     }
 }
 

@@ -152,7 +152,7 @@ mod tests {
     use crate::deploy::images::tests::image;
 
     fn node(name: &str, labels: &str, info_arch: &str) -> Node {
-        serde_yaml::from_str(&format!(
+        serde_yaml_ng::from_str(&format!(
             "metadata: {{name: {name}, labels: {{{labels}}}}}\nstatus:\n  nodeInfo: {{architecture: '{info_arch}', operatingSystem: linux, bootID: '', containerRuntimeVersion: '', kernelVersion: '', kubeProxyVersion: '', kubeletVersion: '', machineID: '', osImage: '', systemUUID: ''}}"
         ))
         .unwrap()

@@ -177,7 +177,7 @@ pub(super) fn ports(live: &Live) -> Verdict {
                     "{}: type {kind}, port {port} -> container {container} port {port}",
                     service.key()
                 ));
-                if component.name == "api-gateway" && kind != "LoadBalancer" {
+                if component.name == crate::stack::GATEWAY && kind != "LoadBalancer" {
                     problems.push(format!(
                         "{} is of type {kind}; the gateway must be a LoadBalancer",
                         service.key()
