@@ -13,9 +13,11 @@
 # kubectl (Debian's kubernetes-client) when it is missing.
 set -euo pipefail
 
-# K3s is pinned to a v1.31 release; kubernetes-validate 1.37.0 ships schemas
-# for 1.25 to 1.37. Keep these two in step with the K3s pin.
-readonly KUBERNETES_VERSION=1.31.0
+# The schemas of the Kubernetes minor the default K3s release runs
+# (orchestrator.toml's k3s_version, v1.36.4+k3s1 -> 1.36.0); kubernetes-validate
+# 1.37.0 ships schemas for 1.25 to 1.37: move it on with the K3s pin.
+KUBERNETES_VERSION=$(sed -n 's/^k3s_version = "v\([0-9]*\.[0-9]*\)\..*"$/\1.0/p' orchestrator.toml)
+readonly KUBERNETES_VERSION
 readonly VALIDATE_VERSION=1.37.0
 readonly MANIFESTS=manifests
 

@@ -50,8 +50,10 @@ validate() {
 validate "default settings" -- --ignore-provider
 validate "two agents" ORCH_AGENTS=2 -- --ignore-provider
 # With the host's K3s release in the cache beside the token, the Vagrantfile uploads it.
-mkdir -p "$scratch/cache/k3s/v1.31.6+k3s1"
-touch "$scratch/cache/k3s/v1.31.6+k3s1/"{k3s,install.sh}
+k3s=$(sed -n 's/^k3s_version = "\(.*\)"$/\1/p' orchestrator.toml)
+[ -n "$k3s" ] || { echo "static: no k3s_version in orchestrator.toml" >&2; exit 1; }
+mkdir -p "$scratch/cache/k3s/$k3s"
+touch "$scratch/cache/k3s/$k3s/"{k3s,install.sh}
 validate "a cached K3s release" -- --ignore-provider
 validate "VirtualBox provider settings" PATH="$scratch/bin:$PATH" VAGRANT_DEFAULT_PROVIDER=virtualbox
 echo "static: ok"
