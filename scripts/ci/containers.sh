@@ -221,10 +221,20 @@ wait_ready() { # POD: Ready again after a delete (within 240 s)
   return 1
 }
 
+answer_with() { # TEXT URL: the node's answer from URL once it holds TEXT (or its last, after 120 s)
+  local answer
+  for _ in $(seq 60); do
+    answer=$(curl_node "$2")
+    grep -qF "$1" <<<"$answer" && break
+    sleep 2
+  done
+  printf '%s\n' "$answer"
+}
+
 # data_survives_pod_deletes LABEL: a queued order, a movie and an order row kept
 # across deletes of rabbitmq-0, inventory-db-0 and billing-db-0.
 data_survives_pod_deletes() {
-  local label=$1 gw t=$SECONDS title="kept-$1-$RANDOM" user=$((RANDOM + 1000)) out
+  local label=$1 gw t=$SECONDS title="kept-$1-$RANDOM" user=$((RANDOM + 1000)) out orders movies
   at() { echo "[$((SECONDS - t)) s] $*"; } # where it is, should it hang
   gw=$(gateway)
   at "a movie and an order through $gw"
@@ -241,16 +251,24 @@ data_survives_pod_deletes() {
   for pod in rabbitmq-0 inventory-db-0 billing-db-0; do
     if wait_ready "$pod"; then at "$pod Ready again"; else echo "$pod not Ready again"; fi
   done
+  # Not asserted: what a client meets at once (the CI run that failed here read
+  # the movie at this point and met "inventory-app unavailable").
+  at "the movie at once: $(curl_node "$gw/api/movies?title=$title")"
   kubectl_node scale statefulset billing-app --replicas=1 >/dev/null
-  for _ in $(seq 60); do
-    orders=$(curl_node "$gw/api/billing")
-    grep -q "\"user_id\":$((user + 1))," <<<"$orders" && break
-    sleep 2
-  done
+  # The apps turn Ready again a probe period or more after their databases do
+  # (and the node's proxy rules follow): ask until the answer holds what it must.
+  orders=$(answer_with "\"user_id\":$((user + 1))," "$gw/api/billing")
   at "billing-app back"
-  echo "movies: $(curl_node "$gw/api/movies?title=$title")"
+  movies=$(answer_with "\"title\":\"$title\"" "$gw/api/movies?title=$title")
+  at "inventory-app back"
+  echo "movies: $movies"
   echo "orders: $orders"
-  grep -q "\"title\":\"$title\"" <<<"$(curl_node "$gw/api/movies?title=$title")" || { echo "the movie is gone"; return 1; }
+  if ! grep -q "\"title\":\"$title\"" <<<"$movies"; then
+    echo "the movie is gone"
+    kubectl_node get pods -o wide
+    kubectl_node logs deploy/inventory-app --tail=20
+    return 1
+  fi
   grep -q "\"user_id\":$user," <<<"$orders" || { echo "the stored order is gone"; return 1; }
   grep -q "\"user_id\":$((user + 1))," <<<"$orders" || { echo "the queued order is gone"; return 1; }
   echo "kept across the deletes ($label, $((SECONDS - t)) s)"
