@@ -120,6 +120,18 @@ fn pod_added(name: &str) -> serde_json::Value {
         "metadata": {"name": name, "namespace": "stack", "resourceVersion": "2"}}})
 }
 
+/// The monitor on `api`, refreshing every `refresh`, and its snapshots (the
+/// monitor is returned to be kept: dropping it stops its tasks).
+async fn monitor(api: &FakeApi, refresh: Duration) -> (Monitor, watch::Receiver<Snapshot>) {
+    let timing = Timing {
+        refresh,
+        ..Timing::default()
+    };
+    let monitor = Monitor::start(source(api.client()), timing).await;
+    let snapshots = monitor.snapshot.clone();
+    (monitor, snapshots)
+}
+
 /// Waits until the snapshot satisfies `check`, or fails saying `what`.
 async fn until(
     snapshots: &mut watch::Receiver<Snapshot>,
@@ -139,12 +151,7 @@ fn pod_names(snapshot: &Snapshot) -> Vec<&str> {
 #[tokio::test]
 async fn a_change_is_read_from_its_store_and_lists_nothing() {
     let api = FakeApi::default();
-    let timing = Timing {
-        refresh: Duration::from_secs(60),
-        ..Timing::default()
-    };
-    let monitor = Monitor::start(source(api.client()), timing).await;
-    let mut snapshots = monitor.snapshot.clone();
+    let (_monitor, mut snapshots) = monitor(&api, Duration::from_secs(60)).await;
     assert!(snapshots.borrow_and_update().connected);
     assert_eq!(api.lists(), 7, "each of the seven watches' first list");
 
@@ -169,12 +176,7 @@ async fn a_change_is_read_from_its_store_and_lists_nothing() {
 #[tokio::test]
 async fn a_lost_api_server_shows_with_the_last_data_and_then_live_again() {
     let api = FakeApi::default();
-    let timing = Timing {
-        refresh: Duration::from_millis(50),
-        ..Timing::default()
-    };
-    let monitor = Monitor::start(source(api.client()), timing).await;
-    let mut snapshots = monitor.snapshot.clone();
+    let (_monitor, mut snapshots) = monitor(&api, Duration::from_millis(50)).await;
     api.send(PODS, pod_added("stray-1")).await;
     until(&mut snapshots, "live with the pod", |s| {
         s.connected && pod_names(s) == ["stray-1"]
@@ -199,12 +201,7 @@ async fn a_lost_api_server_shows_with_the_last_data_and_then_live_again() {
 #[tokio::test]
 async fn a_server_shutting_down_shows_as_lost_while_its_watches_are_still_open() {
     let api = FakeApi::default();
-    let timing = Timing {
-        refresh: Duration::from_millis(50),
-        ..Timing::default()
-    };
-    let monitor = Monitor::start(source(api.client()), timing).await;
-    let mut snapshots = monitor.snapshot.clone();
+    let (_monitor, mut snapshots) = monitor(&api, Duration::from_millis(50)).await;
     until(&mut snapshots, "live", |s| s.connected).await;
     api.refuse(true);
     until(&mut snapshots, "the loss shown", |s| {
